@@ -1,0 +1,1 @@
+"""tickwise.venues.sim."""
