@@ -1,0 +1,177 @@
+"""`tickwise ...`: the command line.
+
+tickwise run [--config F] [--tier tiny|dev] [--duration S] [--instruments N] [--clients N]
+             [--tick-rate R] [--store URL] [--address A] [--summary-json F] [--no-panel]
+tickwise clients seed --count N [--store URL] [--tier T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tickwise import __version__
+from tickwise.config import Config, ConfigError, load, scale_instruments
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tickwise", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"tickwise {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the live engine (generated market, simulated venues)")
+    _common(run)
+    run.add_argument("--duration", type=float, help="seconds to run (default: the tier's)")
+    run.add_argument(
+        "--instruments", type=int, help="instruments (stocks/crypto kept in proportion)"
+    )
+    run.add_argument("--clients", type=int, help="client accounts")
+    run.add_argument("--tick-rate", type=float, help="ticks per second, all instruments together")
+    run.add_argument("--address", help="Ray cluster address (default: local Ray in this process)")
+    run.add_argument("--summary-json", help="write the run summary as JSON to this file")
+    run.add_argument("--no-panel", action="store_true", help="no live panel, plain log lines")
+
+    clients = sub.add_parser("clients", help="client accounts in the store")
+    csub = clients.add_subparsers(dest="clients_command", required=True)
+    seed = csub.add_parser("seed", help="write clients, accounts, portfolios and subscriptions")
+    _common(seed)
+    seed.add_argument("--count", type=int, default=None, help="how many clients (default 30000)")
+    seed.add_argument("--seed", type=int, default=None, help="random seed")
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML config file (see docs/configuration.md)")
+    p.add_argument("--tier", choices=["tiny", "dev"], help="workload tier preset")
+    p.add_argument("--store", help="store URL, e.g. sqlite:///var/tickwise.sqlite")
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    overrides: dict[str, dict[str, Any]] = {
+        "run": {"duration_s": getattr(args, "duration", None)},
+        "market": {"tick_rate": getattr(args, "tick_rate", None)},
+        "clients": {"count": getattr(args, "clients", None) or getattr(args, "count", None)},
+        "engine": {"address": getattr(args, "address", None)},
+        "store": {"url": args.store},
+    }
+    if getattr(args, "seed", None) is not None:
+        overrides["clients"]["seed"] = args.seed
+    cleaned = {s: {k: v for k, v in kv.items() if v is not None} for s, kv in overrides.items()}
+    config = load(args.config, tier=args.tier, overrides=cleaned)
+    if getattr(args, "instruments", None) is not None:
+        config = scale_instruments(config, args.instruments)
+    if getattr(args, "summary_json", None):
+        config = replace(config, run=replace(config.run, summary_json=args.summary_json))
+    if getattr(args, "no_panel", False):
+        config = replace(config, run=replace(config.run, live_panel=False))
+    return config
+
+
+def cmd_run(config: Config, console: Console) -> int:
+    from tickwise.engine.controller import Engine, write_summary
+    from tickwise.engine.panel import LivePanel
+
+    console.print(
+        f"tickwise {__version__}: tier {config.run.tier}, {config.instruments:,} instruments, "
+        f"{config.clients.count:,} clients, {config.market.tick_rate:,.0f} ticks/s, "
+        f"{config.run.duration_s:g} s, store {config.store.url}",
+        highlight=False,
+    )
+    panel = LivePanel(Console(stderr=True), interactive=None if config.run.live_panel else False)
+    engine = Engine(config, panel)
+    try:
+        console.print("starting Ray and the actors...", highlight=False)
+        engine.start()
+        with panel:
+            summary = engine.run()
+    finally:
+        engine.shutdown()
+    console.print(summary_table(summary))
+    if config.run.summary_json:
+        write_summary(summary, config.run.summary_json)
+        console.print(f"summary written to {config.run.summary_json}", highlight=False)
+    ok = (
+        summary["orders"]["sent"] == summary["orders"]["journaled"]
+        and summary["orders"]["duplicate_client_order_ids"] == 0
+        and summary["reconciliation"]["position_mismatches"] == 0
+        and summary["ticks"]["unaccounted"] == 0
+    )
+    if not ok:
+        console.print("[red]run invariants violated: see the summary[/red]")
+    return 0 if ok else 2
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(title=f"tickwise run summary ({summary['tier']}, {summary['duration_s']} s)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    t, o, r = summary["ticks"], summary["orders"], summary["reconciliation"]
+    rows = [
+        ("instruments / clients", f"{summary['instruments']:,} / {summary['clients']:,}"),
+        ("ticks received / processed", f"{t['received']:,} / {t['processed']:,}"),
+        ("ticks rejected (counted)", f"{t['rejected']:,}"),
+        ("ticks per second", f"{t['per_s']:,.0f}"),
+        ("signals", f"{summary['signals']:,}"),
+        ("orders journaled / sent", f"{o['journaled']:,} / {o['sent']:,}"),
+        (
+            "orders acked / filled / rejected",
+            f"{o['acked']:,} / {o['filled']:,} / {o['rejected']:,}",
+        ),
+        ("duplicate client order ids", f"{o['duplicate_client_order_ids']}"),
+        (
+            "clients reconciled / mismatches",
+            f"{r['clients_checked']:,} / {r['position_mismatches']}",
+        ),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    for stage, lat in summary["latency_ms"].items():
+        table.add_row(
+            f"latency {stage} p50/p99/max ms", f"{lat['p50']} / {lat['p99']} / {lat['max']}"
+        )
+    return table
+
+
+def cmd_clients_seed(config: Config, console: Console) -> int:
+    from tickwise.data.universe import build_universe
+    from tickwise.store import open_store
+    from tickwise.store.seeding import seed_clients
+
+    registry = build_universe(config.market.stocks, config.market.crypto, seed=config.run.seed)
+    store = open_store(config.store.url)
+    try:
+        store.save_instruments(registry)
+        seed_clients(store, registry, config.clients.count, config.clients.seed)
+        console.print(
+            f"seeded {store.client_count():,} clients over {len(registry):,} instruments "
+            f"into {config.store.url}",
+            highlight=False,
+        )
+    finally:
+        store.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console()
+    try:
+        config = build_config(args)
+    except ConfigError as exc:
+        print(f"tickwise: config error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "run":
+        return cmd_run(config, console)
+    if args.command == "clients" and args.clients_command == "seed":
+        return cmd_clients_seed(config, console)
+    raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""Engine configuration: embedded tier defaults, a TOML file, then command-line overrides.
+
+Every setting has a default, so `tickwise run` works with no file. A file only names what it
+changes. Anything wrong (an unknown section or key, a value of the wrong type or out of range)
+raises `ConfigError` with one line that says what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the person who wrote the config."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    tier: str = "dev"
+    duration_s: float = 60.0
+    seed: int = 7
+    summary_json: str = ""
+    live_panel: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MarketConfig:
+    stocks: int = 1000
+    crypto: int = 150
+    tick_rate: float = 20_000.0
+    batch_interval_ms: float = 5.0
+    malformed_fraction: float = 0.0
+    burst_at_s: float = -1.0
+    burst_multiplier: float = 5.0
+    burst_duration_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientsConfig:
+    count: int = 30_000
+    seed: int = 11
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyConfig:
+    equity: str = "trend"
+    crypto: str = "trend"
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationConfig:
+    rebalance_band: float = 0.0025
+
+
+@dataclass(frozen=True, slots=True)
+class VenueSimConfig:
+    alpaca_delay_ms: float = 15.0
+    binance_delay_ms: float = 8.0
+    etrade_delay_ms: float = 40.0
+    jitter_ms: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    address: str = ""
+    strategy_shards: int = 2
+    allocators: int = 2
+    routers_per_venue: int = 1
+    max_inflight_batches: int = 64
+    drain_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    url: str = "sqlite:///var/tickwise.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    market: MarketConfig = field(default_factory=MarketConfig)
+    clients: ClientsConfig = field(default_factory=ClientsConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    allocation: AllocationConfig = field(default_factory=AllocationConfig)
+    venues: VenueSimConfig = field(default_factory=VenueSimConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+
+    @property
+    def instruments(self) -> int:
+        return self.market.stocks + self.market.crypto
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {f.name: dataclasses.asdict(getattr(self, f.name)) for f in fields(self)}
+
+
+# Tier presets (WORKLOAD.md). A file and flags apply on top of the chosen tier.
+TIERS: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {
+        "run": {"tier": "tiny", "duration_s": 15.0},
+        "market": {"stocks": 43, "crypto": 7, "tick_rate": 2_000.0},
+        "clients": {"count": 1_000},
+        "engine": {"strategy_shards": 1, "allocators": 1},
+    },
+    "dev": {
+        "run": {"tier": "dev", "duration_s": 60.0},
+        "market": {"stocks": 1000, "crypto": 150, "tick_rate": 20_000.0},
+        "clients": {"count": 30_000},
+    },
+}
+
+_RANGES: dict[tuple[str, str], tuple[float, float]] = {
+    ("run", "duration_s"): (0.1, 7 * 86_400),
+    ("market", "stocks"): (0, 8000),
+    ("market", "crypto"): (0, 8000),
+    ("market", "tick_rate"): (1.0, 5_000_000.0),
+    ("market", "batch_interval_ms"): (0.5, 1000.0),
+    ("market", "malformed_fraction"): (0.0, 0.5),
+    ("market", "burst_multiplier"): (1.0, 100.0),
+    ("market", "burst_duration_s"): (0.0, 3600.0),
+    ("clients", "count"): (1, 1_679_615),
+    ("allocation", "rebalance_band"): (0.0, 0.5),
+    ("engine", "strategy_shards"): (1, 256),
+    ("engine", "allocators"): (1, 256),
+    ("engine", "routers_per_venue"): (1, 64),
+    ("engine", "max_inflight_batches"): (1, 10_000),
+    ("engine", "drain_timeout_s"): (0.0, 3600.0),
+}
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("run", "tier"): tuple(TIERS),
+}
+
+
+def _coerce(where: str, value: Any, annotation: Any) -> Any:
+    if annotation in ("float", float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation in ("int", int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation in ("bool", bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if annotation in ("str", str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported setting type {annotation!r}")  # pragma: no cover
+
+
+def _apply_section(section: Any, name: str, values: Mapping[str, Any], source: str) -> Any:
+    known = {f.name: f for f in fields(section)}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        where = f"{source}: [{name}] {key}"
+        if key not in known:
+            raise ConfigError(f"{where}: unknown setting (known: {', '.join(sorted(known))})")
+        coerced = _coerce(where, value, known[key].type)
+        bounds = _RANGES.get((name, key))
+        if bounds and not bounds[0] <= coerced <= bounds[1]:
+            raise ConfigError(f"{where}: {coerced!r} is out of range [{bounds[0]}, {bounds[1]}]")
+        choices = _CHOICES.get((name, key))
+        if choices and coerced not in choices:
+            raise ConfigError(f"{where}: {coerced!r} is not one of {', '.join(choices)}")
+        changes[key] = coerced
+    return replace(section, **changes)
+
+
+def apply(config: Config, overrides: Mapping[str, Any], source: str) -> Config:
+    """Apply {section: {key: value}} to `config`; `source` names where they came from."""
+    sections = {f.name for f in fields(config)}
+    changes: dict[str, Any] = {}
+    for name, values in overrides.items():
+        if name not in sections:
+            raise ConfigError(
+                f"{source}: unknown section [{name}] (known: {', '.join(sorted(sections))})"
+            )
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: [{name}] must be a table of settings")
+        changes[name] = _apply_section(getattr(config, name), name, values, source)
+    return replace(config, **changes)
+
+
+def load(
+    path: str | Path | None = None,
+    tier: str | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Defaults, then the tier preset, then the TOML file, then command-line overrides."""
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            file_values = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    chosen = tier or file_values.get("run", {}).get("tier") or "dev"
+    if chosen not in TIERS:
+        raise ConfigError(f"tier {chosen!r} is not one of {', '.join(TIERS)}")
+    config = apply(Config(), TIERS[chosen], f"tier {chosen}")
+    if file_values:
+        config = apply(config, file_values, str(path))
+    if overrides:
+        config = apply(config, {k: v for k, v in overrides.items() if v}, "command line")
+    if tier:
+        config = replace(config, run=replace(config.run, tier=tier))
+    if config.instruments == 0:
+        raise ConfigError("market: at least one instrument is needed (stocks + crypto > 0)")
+    return config
+
+
+def scale_instruments(config: Config, total: int) -> Config:
+    """Keep the stock/crypto proportion of `config` while changing the instrument count."""
+    if total < 1:
+        raise ConfigError(f"--instruments must be >= 1, got {total}")
+    share = config.market.crypto / max(1, config.instruments)
+    crypto = min(total - 1, round(total * share)) if total > 1 else 0
+    return replace(config, market=replace(config.market, stocks=total - crypto, crypto=crypto))

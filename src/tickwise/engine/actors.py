@@ -1,0 +1,357 @@
+"""The Ray actors: thin wrappers that move batches between the plain-Python stages.
+
+Each actor owns one stage object (a generator and validator, a strategy shard, an allocator with
+its journal, a venue, the ledger), stamps its stage's time, records latency, and forwards the
+result. All logic lives in the stage objects, which are tested without Ray. Counters reported by
+`stats()` are cumulative, so the controller can both show rates and prove that every batch sent
+by one stage was received by the next (the drain check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import ray
+from ray.actor import ActorHandle
+
+from tickwise.data.corruption import corrupt
+from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason
+from tickwise.model.signals import SignalBatch
+from tickwise.model.ticks import TickBatch
+from tickwise.telemetry import StageTimer
+
+Stats = dict[str, Any]
+
+
+def _prune(pending: list[ray.ObjectRef]) -> list[ray.ObjectRef]:
+    if not pending:
+        return pending
+    _, still = ray.wait(pending, num_returns=len(pending), timeout=0)
+    return list(still)
+
+
+@ray.remote(num_cpus=0)
+class FeedActor:
+    """Pulls ticks from a source every few ms, stamps `ts_recv`, validates, shards, forwards."""
+
+    def __init__(
+        self,
+        make_source: Callable[[], Any],
+        make_validator: Callable[[], Any],
+        shards: Sequence[ActorHandle],
+        shard_of_instrument: npt.NDArray[np.int64],
+        n_instruments: int,
+        batch_interval_ms: float,
+        malformed_fraction: float,
+        max_inflight: int,
+        seed: int,
+    ) -> None:
+        self._source = make_source()
+        self._validator = make_validator()
+        self._shards = list(shards)
+        self._shard_of = shard_of_instrument
+        self._n_instruments = n_instruments
+        self._interval_s = batch_interval_ms / 1000.0
+        self._malformed = malformed_fraction
+        self._max_inflight = max_inflight
+        self._rng = np.random.default_rng(seed)
+        self._stop = False
+        self._running = False
+        self._pending: list[list[ray.ObjectRef]] = [[] for _ in self._shards]
+        self._counters = {"ticks_received": 0, "ticks_forwarded": 0, "batches": 0, "stalls": 0}
+        self._timer = StageTimer(["feed"])
+
+    async def run(self, duration_s: float, burst: tuple[float, float, float] | None) -> Stats:
+        """Stream until `duration_s` has passed or `stop()`; returns the final stats."""
+        self._running = True
+        start = time.monotonic()
+        next_tick = start
+        burst_started = False
+        try:
+            while not self._stop and time.monotonic() - start < duration_s:
+                if burst and not burst_started and time.monotonic() - start >= burst[0]:
+                    self._source.burst(burst[1], burst[2])
+                    burst_started = True
+                await self._step()
+                next_tick += self._interval_s
+                delay = next_tick - time.monotonic()
+                if delay < -10 * self._interval_s:  # fell far behind: don't try to catch up
+                    next_tick = time.monotonic()
+                    delay = 0.0
+                await asyncio.sleep(max(0.0, delay))
+            for pending in self._pending:
+                if pending:
+                    await asyncio.gather(*pending)
+        finally:
+            self._running = False
+        return self.stats()
+
+    async def _step(self) -> None:
+        batch: TickBatch = self._source.next_batch(time.time_ns())
+        if len(batch) == 0:
+            return
+        if self._malformed > 0.0:
+            batch = corrupt(batch, self._malformed, self._rng, self._n_instruments)
+        batch.ts_recv[:] = time.time_ns()
+        self._counters["ticks_received"] += len(batch)
+        good: TickBatch = self._validator.validate(batch)
+        self._timer.record("feed", time.time_ns() - batch.ts_recv[:1])
+        self._counters["batches"] += 1
+        self._counters["ticks_forwarded"] += len(good)
+        for shard_index, part in enumerate(good.split(self._shard_of, len(self._shards))):
+            if len(part) == 0:
+                continue
+            pending = _prune(self._pending[shard_index])
+            if len(pending) >= self._max_inflight:  # back-pressure: the shard is behind
+                self._counters["stalls"] += 1
+                await pending[0]
+                pending = _prune(pending)
+            pending.append(self._shards[shard_index].on_ticks.remote(part))
+            self._pending[shard_index] = pending
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def stats(self) -> Stats:
+        rejected = {f"ticks_rejected_{k}": int(v) for k, v in self._validator.counts.items()}
+        return {
+            "counters": {**self._counters, **rejected},
+            "timer": self._timer,
+            "running": self._running,
+        }
+
+
+@ray.remote(num_cpus=0)
+class StrategyShardActor:
+    """Runs a strategy shard over each tick batch and fans its signals to every allocator."""
+
+    def __init__(self, make_shard: Callable[[], Any], allocators: Sequence[ActorHandle]) -> None:
+        self._shard = make_shard()
+        self._allocators = list(allocators)
+        self._counters = {"ticks_processed": 0, "signals": 0, "signal_batches_sent": 0}
+        self._timer = StageTimer(["signal"])
+
+    def on_ticks(self, batch: TickBatch) -> None:
+        signals: SignalBatch = self._shard.on_batch(batch, time.time_ns())
+        self._counters["ticks_processed"] += len(batch)
+        if len(signals) == 0:
+            return
+        self._timer.record("signal", signals.ts_signal - signals.ts_recv)
+        self._counters["signals"] += len(signals)
+        for allocator in self._allocators:
+            allocator.on_signals.remote(signals)
+        self._counters["signal_batches_sent"] += 1
+
+    def warm_up(self) -> None:
+        """Compile the strategy kernels before the clock starts (numba compiles on first use)."""
+        self._shard.warm_up()
+
+    def set_params(self, instrument: int, params: npt.NDArray[np.float64]) -> None:
+        self._shard.set_params(instrument, params)
+
+    def stats(self) -> Stats:
+        return {"counters": dict(self._counters), "timer": self._timer}
+
+
+@ray.remote(num_cpus=0)
+class AllocatorActor:
+    """Sizes orders for one client range, journals them (write-ahead), routes them by venue."""
+
+    def __init__(
+        self,
+        make_allocator: Callable[[], Any],
+        make_journal: Callable[[], Any],
+        routers: dict[int, Sequence[ActorHandle]],
+    ) -> None:
+        self._allocator = make_allocator()
+        self._journal = make_journal()
+        self._routers: dict[int, list[ActorHandle]] = {}
+        self.set_routers(routers)
+        self._counters = {
+            "signal_batches_received": 0,
+            "orders_created": 0,
+            "orders_journaled": 0,
+            "orders_routed": 0,
+            "order_batches_routed": 0,
+            "duplicate_client_order_ids": 0,
+        }
+        self._timer = StageTimer(["alloc", "journal"])
+
+    def set_routers(self, routers: dict[int, Sequence[ActorHandle]]) -> None:
+        """Routers are created after allocators (they hold each other's handles)."""
+        self._routers = {venue: list(handles) for venue, handles in routers.items()}
+
+    def on_signals(self, signals: SignalBatch) -> None:
+        self._counters["signal_batches_received"] += 1
+        orders: OrderBatch = self._allocator.on_signals(signals, time.time_ns())
+        if len(orders) == 0:
+            return
+        self._counters["orders_created"] += len(orders)
+        self._timer.record("alloc", orders.ts_alloc - orders.ts_signal)
+        journaled: OrderBatch = self._journal.write(orders, time.time_ns())
+        self._counters["duplicate_client_order_ids"] += len(orders) - len(journaled)
+        self._counters["orders_journaled"] += len(journaled)
+        self._timer.record("journal", journaled.ts_journal - journaled.ts_alloc)
+        for venue, handles in self._routers.items():
+            mine = journaled.take(np.flatnonzero(journaled.venue == venue))
+            if len(mine) == 0:
+                continue
+            lane = mine.client % len(handles)
+            for i, router in enumerate(handles):
+                part = mine if len(handles) == 1 else mine.take(np.flatnonzero(lane == i))
+                if len(part):
+                    router.submit.remote(part)
+                    self._counters["orders_routed"] += len(part)
+                    self._counters["order_batches_routed"] += 1
+
+    def on_executions(self, execs: ExecutionBatch) -> None:
+        self._allocator.apply_executions(execs)
+
+    def stats(self) -> Stats:
+        counters = dict(self._counters)
+        for reason, count in getattr(self._allocator, "counters", {}).items():
+            counters[f"alloc_{reason}"] = int(count)
+        return {"counters": counters, "timer": self._timer}
+
+
+@ray.remote(num_cpus=0)
+class VenueRouterActor:
+    """Sends orders to one venue, polls acks and fills, forwards them to ledger and allocators."""
+
+    def __init__(
+        self,
+        make_venue: Callable[[], Any],
+        ledger: ActorHandle,
+        allocators: Sequence[ActorHandle],
+        allocator_bounds: npt.NDArray[np.int64],
+        poll_interval_ms: float = 1.0,
+    ) -> None:
+        self._venue = make_venue()
+        self._ledger = ledger
+        self._allocators = list(allocators)
+        self._bounds = allocator_bounds
+        self._poll_s = poll_interval_ms / 1000.0
+        self._poller: asyncio.Task[None] | None = None
+        self._counters = {
+            "orders_received": 0,
+            "orders_sent": 0,
+            "orders_acked": 0,
+            "orders_filled": 0,
+            "orders_rejected": 0,
+            "executions_forwarded": 0,
+            "venue_errors": 0,
+        }
+        self._reject_reasons: dict[str, int] = {}
+        self._timer = StageTimer(["sent", "ack", "venue"])
+
+    async def start(self) -> None:
+        if self._poller is None:
+            self._poller = asyncio.get_running_loop().create_task(self._poll_loop())
+
+    async def submit(self, orders: OrderBatch) -> None:
+        self._counters["orders_received"] += len(orders)
+        orders.ts_sent[:] = time.time_ns()
+        try:
+            await self._venue.submit(orders)
+        except Exception as exc:  # a venue error must never kill the router
+            self._counters["venue_errors"] += 1
+            self._reject_reasons[type(exc).__name__] = (
+                self._reject_reasons.get(type(exc).__name__, 0) + 1
+            )
+            return
+        self._counters["orders_sent"] += len(orders)
+        self._timer.record("sent", orders.ts_sent - orders.ts_recv)
+
+    async def _poll_loop(self) -> None:
+        while True:
+            try:
+                self.poll_once()
+            except Exception:
+                self._counters["venue_errors"] += 1
+            await asyncio.sleep(self._poll_s)
+
+    def poll_once(self) -> int:
+        execs: ExecutionBatch = self._venue.poll(time.time_ns())
+        n = len(execs)
+        if n == 0:
+            return 0
+        rejected = execs.state == OrderState.REJECTED
+        self._counters["orders_rejected"] += int(rejected.sum())
+        self._counters["orders_acked"] += int((~rejected).sum())
+        self._counters["orders_filled"] += int((execs.state == OrderState.FILLED).sum())
+        for code, count in zip(*np.unique(execs.reason[rejected], return_counts=True), strict=True):
+            name = RejectReason(int(code)).name.lower()
+            self._reject_reasons[name] = self._reject_reasons.get(name, 0) + int(count)
+        acked = ~rejected
+        self._timer.record("ack", execs.ts_ack[acked] - execs.ts_event[acked])
+        self._timer.record("venue", execs.ts_ack - execs.ts_sent)
+        self._ledger.apply.remote(execs)
+        owner = np.searchsorted(self._bounds, execs.client, side="right") - 1
+        for i, allocator in enumerate(self._allocators):
+            part = execs.take(np.flatnonzero(owner == i))
+            if len(part):
+                allocator.on_executions.remote(part)
+        self._counters["executions_forwarded"] += n
+        return n
+
+    def pending(self) -> int:
+        return int(self._venue.pending())
+
+    def positions(self) -> Any:
+        return self._venue.positions()
+
+    def stats(self) -> Stats:
+        return {
+            "counters": dict(self._counters),
+            "reject_reasons": dict(self._reject_reasons),
+            "timer": self._timer,
+            "pending": self.pending(),
+        }
+
+
+@ray.remote(num_cpus=0)
+class LedgerActor:
+    """Applies fills to positions, cash and PnL, and records executions in the store in batches."""
+
+    def __init__(
+        self,
+        make_ledger: Callable[[], Any],
+        make_store: Callable[[], Any],
+        flush_interval_s: float = 0.25,
+    ) -> None:
+        self._ledger = make_ledger()
+        self._store = make_store()
+        self._buffer: list[ExecutionBatch] = []
+        self._flush_interval_s = flush_interval_s
+        self._last_flush = time.monotonic()
+        self._counters = {"executions_applied": 0, "executions_recorded": 0}
+
+    def apply(self, execs: ExecutionBatch) -> None:
+        self._ledger.apply(execs)
+        self._counters["executions_applied"] += len(execs)
+        self._buffer.append(execs)
+        if time.monotonic() - self._last_flush >= self._flush_interval_s:
+            self.flush()
+
+    def flush(self) -> int:
+        if self._buffer:
+            batch = ExecutionBatch.concat(self._buffer)
+            self._store.record_executions(batch)
+            self._counters["executions_recorded"] += len(batch)
+            self._buffer.clear()
+        self._last_flush = time.monotonic()
+        return self._counters["executions_recorded"]
+
+    def positions(self) -> Any:
+        return self._ledger.positions
+
+    def totals(self) -> dict[str, Any]:
+        return dict(self._ledger.totals())
+
+    def stats(self) -> Stats:
+        return {"counters": dict(self._counters)}

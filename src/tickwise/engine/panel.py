@@ -1,0 +1,101 @@
+"""The live terminal panel: rates, per-stage latency, rejects and errors while a run goes on.
+
+On a terminal it redraws in place (rich); elsewhere (CI, a pipe) it prints one line every few
+seconds instead, so logs stay readable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from tickwise.engine.summary import merged_timer
+from tickwise.telemetry import merge_counters
+
+_STAGES = ("feed", "signal", "alloc", "journal", "sent", "venue", "ack")
+
+
+class LivePanel:
+    def __init__(
+        self,
+        console: Console | None = None,
+        line_every_s: float = 5.0,
+        interactive: bool | None = None,
+    ) -> None:
+        self.console = console or Console(stderr=True)
+        tty = self.console.is_terminal and sys.stderr.isatty()
+        self._interactive = tty if interactive is None else interactive and tty
+        self._live: Live | None = None
+        self._last: tuple[float, dict[str, int]] | None = None
+        self._line_every_s = line_every_s
+        self._last_line = 0.0
+
+    def __enter__(self) -> LivePanel:
+        if self._interactive:
+            self._live = Live(console=self.console, refresh_per_second=2, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    def update(self, elapsed_s: float, snap: dict[str, Any]) -> None:
+        totals = _totals(snap)
+        rates = {k: 0.0 for k in totals}
+        if self._last is not None:
+            dt = max(1e-6, elapsed_s - self._last[0])
+            rates = {k: (v - self._last[1].get(k, 0)) / dt for k, v in totals.items()}
+        self._last = (elapsed_s, totals)
+        timer = merged_timer([snap["feed"], *snap["shards"], *snap["allocators"], *snap["routers"]])
+        if self._live is not None:
+            self._live.update(_table(elapsed_s, totals, rates, timer))
+        elif time.monotonic() - self._last_line >= self._line_every_s:
+            self._last_line = time.monotonic()
+            ack = timer.histograms.get("ack")
+            p99 = ack.percentile_ns(99) / 1e6 if ack else 0.0
+            self.console.print(
+                f"[{elapsed_s:6.1f}s] ticks/s {rates['ticks']:>9,.0f}  "
+                f"signals/s {rates['signals']:>6,.0f}  orders/s {rates['orders']:>8,.0f}  "
+                f"ack p99 {p99:7.1f} ms  rejects {totals['rejects']:,}  errors {totals['errors']}",
+                highlight=False,
+            )
+
+
+def _totals(snap: dict[str, Any]) -> dict[str, int]:
+    fc = snap["feed"]["counters"]
+    sc = merge_counters(s["counters"] for s in snap["shards"])
+    rc = merge_counters(r["counters"] for r in snap["routers"])
+    bad_ticks = sum(v for k, v in fc.items() if k.startswith("ticks_rejected_"))
+    return {
+        "ticks": sc.get("ticks_processed", 0),
+        "signals": sc.get("signals", 0),
+        "orders": rc.get("orders_sent", 0),
+        "fills": rc.get("orders_filled", 0),
+        "rejects": rc.get("orders_rejected", 0) + bad_ticks,
+        "errors": rc.get("venue_errors", 0),
+    }
+
+
+def _table(elapsed: float, totals: dict[str, int], rates: dict[str, float], timer: Any) -> Table:
+    table = Table(title=f"tickwise — live, {elapsed:,.0f} s", expand=False)
+    table.add_column("flow")
+    table.add_column("total", justify="right")
+    table.add_column("per s", justify="right")
+    for key in ("ticks", "signals", "orders", "fills", "rejects", "errors"):
+        table.add_row(key, f"{totals[key]:,}", f"{rates[key]:,.0f}")
+    table.add_section()
+    table.add_row("[b]stage latency[/b]", "p50 ms", "p99 ms")
+    for stage in _STAGES:
+        hist = timer.histograms.get(stage)
+        if hist is not None and hist.total:
+            table.add_row(
+                stage, f"{hist.percentile_ns(50) / 1e6:.2f}", f"{hist.percentile_ns(99) / 1e6:.2f}"
+            )
+    return table

@@ -1,0 +1,174 @@
+"""What the composition root wires together: the world of one run, and the stage factories.
+
+Actors receive *factories* (module-level functions bound with `functools.partial`) rather than
+built objects, so each stage is constructed inside its own worker process and nothing that
+can't cross a process boundary (a database connection, compiled kernels) is ever pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tickwise.config import Config
+from tickwise.data.generator import GeneratorConfig, MarketGenerator
+from tickwise.data.universe import build_universe
+from tickwise.data.validation import TickValidator
+from tickwise.execution.allocator import Allocator, AllocatorConfig
+from tickwise.execution.journal import Journal
+from tickwise.execution.reconciliation import reconcile_positions
+from tickwise.ledger.ledger import Ledger
+from tickwise.model.clients import ClientBook, Portfolio
+from tickwise.model.instruments import AssetClass, InstrumentRegistry, Venue
+from tickwise.store import open_store
+from tickwise.store.base import Store
+from tickwise.store.seeding import seed_clients
+from tickwise.strategy.shard import StrategyShard
+from tickwise.venues.sim import SimVenue, SimVenueConfig
+
+
+@dataclass
+class World:
+    """Everything a run is built from, prepared once in the driver."""
+
+    config: Config
+    run_id: str
+    registry: InstrumentRegistry
+    book: ClientBook
+    portfolios: list[Portfolio]
+    allocator_books: list[ClientBook]
+    allocator_bounds: npt.NDArray[np.int64]
+    shard_of_instrument: npt.NDArray[np.int64]
+    store: Store = field(repr=False)
+
+    # -- factories handed to actors ------------------------------------------------------
+
+    @property
+    def make_source(self) -> Callable[[], MarketGenerator]:
+        m = self.config.market
+        gen_config = GeneratorConfig(tick_rate=m.tick_rate)
+        return partial(MarketGenerator, self.registry, gen_config, self.config.run.seed)
+
+    @property
+    def make_validator(self) -> Callable[[], TickValidator]:
+        return partial(TickValidator, len(self.registry))
+
+    @property
+    def make_store(self) -> Callable[[], Store]:
+        return partial(open_store, self.config.store.url)
+
+    @property
+    def make_ledger(self) -> Callable[[], Ledger]:
+        return partial(Ledger, self.book.client_id.copy(), self.book.equity.copy())
+
+    def allocator_factory(self, index: int) -> Callable[[], Allocator]:
+        cfg = AllocatorConfig(rebalance_band=self.config.allocation.rebalance_band)
+        return partial(Allocator, self.allocator_books[index], self.portfolios, self.registry, cfg)
+
+    def journal_factory(self) -> Callable[[], Journal]:
+        return partial(_make_journal, self.config.store.url, self.run_id)
+
+    def shard_factory(self, shard: int) -> Callable[[], StrategyShard]:
+        mine = np.flatnonzero(self.shard_of_instrument == shard)
+        names = [self._strategy_of(int(i)) for i in mine]
+        return partial(_make_shard, mine, names)
+
+    def router_specs(self) -> dict[Venue, list[Callable[[], SimVenue]]]:
+        """One venue simulator per (venue, lane); a lane is `client % routers_per_venue`."""
+        lanes = self.config.engine.routers_per_venue
+        v = self.config.venues
+        delays = {
+            Venue.ALPACA: v.alpaca_delay_ms,
+            Venue.BINANCE: v.binance_delay_ms,
+            Venue.ETRADE: v.etrade_delay_ms,
+        }
+        specs: dict[Venue, list[Callable[[], SimVenue]]] = {}
+        for venue in Venue:
+            at_venue = self.book.venue == venue
+            if not at_venue.any():
+                continue
+            specs[venue] = []
+            for lane in range(lanes):
+                rows = np.flatnonzero(at_venue & (self.book.client_id % lanes == lane))
+                sim_config = SimVenueConfig(ack_delay_ms=delays[venue], jitter_ms=v.jitter_ms)
+                specs[venue].append(
+                    partial(
+                        SimVenue,
+                        venue,
+                        self.registry,
+                        self.book.client_id[rows].copy(),
+                        self.book.equity[rows].copy(),
+                        sim_config,
+                        self.config.run.seed + 101 * int(venue) + lane,
+                    )
+                )
+        return specs
+
+    # -- driver-side ---------------------------------------------------------------------
+
+    def _strategy_of(self, instrument: int) -> str:
+        if self.registry[instrument].asset_class is AssetClass.CRYPTO:
+            return self.config.strategy.crypto
+        return self.config.strategy.equity
+
+    def store_checks(self) -> dict[str, Any]:
+        stats = self.store.order_stats(self.run_id)
+        return {"duplicate_client_order_ids": int(stats.get("duplicate_client_order_ids", 0))}
+
+    def finish_run(self, summary: dict[str, Any]) -> None:
+        self.store.finish_run(self.run_id, json.dumps(summary, default=float))
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _make_journal(url: str, run_id: str) -> Journal:
+    return Journal(open_store(url), run_id)
+
+
+def _make_shard(instruments: npt.NDArray[np.int64], names: Sequence[str]) -> StrategyShard:
+    return StrategyShard(instruments, list(names))
+
+
+def prepare_world(config: Config, run_id: str) -> World:
+    """Build the universe, make sure the store holds the configured clients, split the work."""
+    registry = build_universe(config.market.stocks, config.market.crypto, seed=config.run.seed)
+    store = open_store(config.store.url)
+    store.save_instruments(registry)
+    if store.client_count() != config.clients.count:
+        seed_clients(store, registry, config.clients.count, config.clients.seed)
+    book = store.load_client_book()
+    portfolios = list(store.load_portfolios())
+    store.start_run(run_id, json.dumps(config.to_dict()))
+    n_alloc = min(config.engine.allocators, len(book))
+    chunks = np.array_split(np.arange(len(book)), n_alloc)
+    allocator_books = [book.select(book.client_id[c]) for c in chunks]
+    bounds = np.array([book.client_id[c[0]] for c in chunks], dtype=np.int64)
+    shards = config.engine.strategy_shards
+    shard_of = np.arange(len(registry), dtype=np.int64) % shards
+    return World(
+        config=config,
+        run_id=run_id,
+        registry=registry,
+        book=book,
+        portfolios=portfolios,
+        allocator_books=allocator_books,
+        allocator_bounds=bounds,
+        shard_of_instrument=shard_of,
+        store=store,
+    )
+
+
+def reconcile(world: World, ledger_book: Any, venue_books: Sequence[Any]) -> dict[str, Any]:
+    report = reconcile_positions(ledger_book, venue_books)
+    return {
+        "clients_checked": int(report.clients_checked),
+        "position_mismatches": int(report.position_mismatches),
+        "examples": [list(map(float, m)) for m in report.mismatches[:5]],
+    }
