@@ -48,8 +48,17 @@ class ClientsConfig:
 
 @dataclass(frozen=True, slots=True)
 class StrategyConfig:
+    """Strategy family per asset class, parameter overrides ("name=value,..."), and warm-up.
+
+    Before going live, every strategy state is warmed on `warmup_s` seconds of market history
+    (generated, or the tick store's window), so the first live signal reflects a warm state.
+    """
+
     equity: str = "trend"
     crypto: str = "trend"
+    equity_params: str = ""
+    crypto_params: str = ""
+    warmup_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +134,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("market", "burst_duration_s"): (0.0, 3600.0),
     ("clients", "count"): (1, 1_679_615),
     ("allocation", "rebalance_band"): (0.0, 0.5),
+    ("strategy", "warmup_s"): (0.0, 86_400.0),
     ("engine", "strategy_shards"): (1, 256),
     ("engine", "allocators"): (1, 256),
     ("engine", "routers_per_venue"): (1, 64),

@@ -65,6 +65,30 @@ class FeedActor:
         self._pending: list[list[ray.ObjectRef]] = [[] for _ in self._shards]
         self._counters = {"ticks_received": 0, "ticks_forwarded": 0, "batches": 0, "stalls": 0}
         self._timer = StageTimer(["feed"])
+        self._validator_baseline: dict[str, int] = {}
+
+    async def warm_up(self, history_s: float, step_s: float = 5.0) -> int:
+        """Play `history_s` seconds of market history into the shards before going live.
+
+        Strategy states need a window of history before their signals mean anything; the
+        shards process these ticks like live ones but their signals are discarded. Counters
+        start from zero afterwards, so a run's figures cover the live part only.
+        """
+        now = time.time_ns()
+        t = now - int(history_s * 1e9)
+        self._source.next_batch(t)
+        played = 0
+        while t < now:
+            t = min(now, t + int(step_s * 1e9))
+            batch: TickBatch = self._source.next_batch(t)
+            good: TickBatch = self._validator.validate(batch)
+            parts = good.split(self._shard_of, len(self._shards))
+            await asyncio.gather(
+                *[s.warm.remote(p) for s, p in zip(self._shards, parts, strict=True) if len(p)]
+            )
+            played += len(good)
+        self._validator_baseline = dict(self._validator.counts)
+        return played
 
     async def run(self, duration_s: float, burst: tuple[float, float, float] | None) -> Stats:
         """Stream until `duration_s` has passed or `stop()`; returns the final stats."""
@@ -97,7 +121,7 @@ class FeedActor:
             return
         if self._malformed > 0.0:
             batch = corrupt(batch, self._malformed, self._rng, self._n_instruments)
-        batch.ts_recv[:] = time.time_ns()
+        batch.ts_recv = np.full(len(batch), time.time_ns(), dtype=np.int64)
         self._counters["ticks_received"] += len(batch)
         good: TickBatch = self._validator.validate(batch)
         self._timer.record("feed", time.time_ns() - batch.ts_recv[:1])
@@ -118,7 +142,10 @@ class FeedActor:
         self._stop = True
 
     def stats(self) -> Stats:
-        rejected = {f"ticks_rejected_{k}": int(v) for k, v in self._validator.counts.items()}
+        base = self._validator_baseline
+        rejected = {
+            f"ticks_rejected_{k}": int(v) - base.get(k, 0) for k, v in self._validator.counts.items()
+        }
         return {
             "counters": {**self._counters, **rejected},
             "timer": self._timer,
@@ -147,9 +174,10 @@ class StrategyShardActor:
             allocator.on_signals.remote(signals)
         self._counters["signal_batches_sent"] += 1
 
-    def warm_up(self) -> None:
-        """Compile the strategy kernels before the clock starts (numba compiles on first use)."""
-        self._shard.warm_up()
+    def warm(self, batch: TickBatch) -> int:
+        """Process history ticks: states warm up, signals are discarded."""
+        self._shard.on_batch(batch, time.time_ns())
+        return len(batch)
 
     def set_params(self, instrument: int, params: npt.NDArray[np.float64]) -> None:
         self._shard.set_params(instrument, params)
@@ -255,7 +283,8 @@ class VenueRouterActor:
 
     async def submit(self, orders: OrderBatch) -> None:
         self._counters["orders_received"] += len(orders)
-        orders.ts_sent[:] = time.time_ns()
+        # Arrays that arrive through Ray are read-only views of the object store: replace, don't write.
+        orders.ts_sent = np.full(len(orders), time.time_ns(), dtype=np.int64)
         try:
             await self._venue.submit(orders)
         except Exception as exc:  # a venue error must never kill the router

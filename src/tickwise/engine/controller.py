@@ -126,8 +126,10 @@ class Engine:
         )
         everyone = [ledger, *allocators, *[r for rs in routers.values() for r in rs], *shards]
         ray.get([a.stats.remote() for a in everyone] + [feed.stats.remote()])
-        ray.get([s.warm_up.remote() for s in shards])
         ray.get([r.start.remote() for rs in routers.values() for r in rs])
+        if cfg.strategy.warmup_s > 0:
+            played = ray.get(feed.warm_up.remote(cfg.strategy.warmup_s))
+            log.info("strategies warmed on %d ticks of history", played)
         return Actors(feed, shards, allocators, routers, ledger)
 
     def request_stop(self) -> None:
@@ -149,7 +151,7 @@ class Engine:
             )
         previous = _install_sigint(self.request_stop)
         started = time.monotonic()
-        done_ref = actors.feed.run.remote(cfg.run.duration_s, burst)
+        done_ref: Any = actors.feed.run.remote(cfg.run.duration_s, burst)
         try:
             while True:
                 ready, _ = ray.wait([done_ref], timeout=1.0)
@@ -205,7 +207,7 @@ class Engine:
     def _summarise(self, elapsed: float, drained: bool) -> dict[str, Any]:
         assert self.actors is not None and self.world is not None
         snap = self.snapshot()
-        ledger_book = ray.get(self.actors.ledger.positions.remote())
+        ledger_book: Any = ray.get(self.actors.ledger.positions.remote())
         venue_books = ray.get([r.positions.remote() for r in self.actors.all_routers])
         recon = wiring.reconcile(self.world, ledger_book, venue_books)
         totals = ray.get(self.actors.ledger.totals.remote())

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tickwise.config import Config
+from tickwise.config import Config, ConfigError
 from tickwise.data.generator import GeneratorConfig, MarketGenerator
 from tickwise.data.universe import build_universe
 from tickwise.data.validation import TickValidator
@@ -29,6 +29,7 @@ from tickwise.model.instruments import AssetClass, InstrumentRegistry, Venue
 from tickwise.store import open_store
 from tickwise.store.base import Store
 from tickwise.store.seeding import seed_clients
+from tickwise.strategy import get_strategy
 from tickwise.strategy.shard import StrategyShard
 from tickwise.venues.sim import SimVenue, SimVenueConfig
 
@@ -45,6 +46,7 @@ class World:
     allocator_books: list[ClientBook]
     allocator_bounds: npt.NDArray[np.int64]
     shard_of_instrument: npt.NDArray[np.int64]
+    strategies: dict[AssetClass, tuple[str, npt.NDArray[np.float64]]]
     store: Store = field(repr=False)
 
     # -- factories handed to actors ------------------------------------------------------
@@ -76,8 +78,10 @@ class World:
 
     def shard_factory(self, shard: int) -> Callable[[], StrategyShard]:
         mine = np.flatnonzero(self.shard_of_instrument == shard)
-        names = [self._strategy_of(int(i)) for i in mine]
-        return partial(_make_shard, mine, names)
+        choices = [self._strategy_of(int(i)) for i in mine]
+        names = [name for name, _ in choices]
+        params = [vec for _, vec in choices]
+        return partial(StrategyShard, mine, names, params)
 
     def router_specs(self) -> dict[Venue, list[Callable[[], SimVenue]]]:
         """One venue simulator per (venue, lane); a lane is `client % routers_per_venue`."""
@@ -112,10 +116,10 @@ class World:
 
     # -- driver-side ---------------------------------------------------------------------
 
-    def _strategy_of(self, instrument: int) -> str:
+    def _strategy_of(self, instrument: int) -> tuple[str, npt.NDArray[np.float64]]:
         if self.registry[instrument].asset_class is AssetClass.CRYPTO:
-            return self.config.strategy.crypto
-        return self.config.strategy.equity
+            return self.strategies[AssetClass.CRYPTO]
+        return self.strategies[AssetClass.EQUITY]
 
     def store_checks(self) -> dict[str, Any]:
         stats = self.store.order_stats(self.run_id)
@@ -132,12 +136,33 @@ def _make_journal(url: str, run_id: str) -> Journal:
     return Journal(open_store(url), run_id)
 
 
-def _make_shard(instruments: npt.NDArray[np.int64], names: Sequence[str]) -> StrategyShard:
-    return StrategyShard(instruments, list(names))
+def strategy_choice(name: str, overrides: str) -> tuple[str, npt.NDArray[np.float64]]:
+    """The strategy `name` with its defaults changed by "param=value,..." (checked now)."""
+    try:
+        spec = get_strategy(name)
+    except KeyError as exc:
+        raise ConfigError(f"[strategy] {exc.args[0]}") from None
+    values: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in overrides.split(","))):
+        key, sep, text = item.partition("=")
+        try:
+            values[key.strip()] = float(text)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ConfigError(f"[strategy] {name} params: {item!r} is not name=number")
+    try:
+        return name, spec.validate(spec.params.from_mapping(values))
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"[strategy] {name} params: {exc}") from None
 
 
 def prepare_world(config: Config, run_id: str) -> World:
     """Build the universe, make sure the store holds the configured clients, split the work."""
+    strategies = {
+        AssetClass.EQUITY: strategy_choice(config.strategy.equity, config.strategy.equity_params),
+        AssetClass.CRYPTO: strategy_choice(config.strategy.crypto, config.strategy.crypto_params),
+    }
     registry = build_universe(config.market.stocks, config.market.crypto, seed=config.run.seed)
     store = open_store(config.store.url)
     store.save_instruments(registry)
@@ -161,6 +186,7 @@ def prepare_world(config: Config, run_id: str) -> World:
         allocator_books=allocator_books,
         allocator_bounds=bounds,
         shard_of_instrument=shard_of,
+        strategies=strategies,
         store=store,
     )
 

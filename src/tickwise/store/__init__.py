@@ -1,1 +1,68 @@
-"""tickwise.store."""
+"""tickwise.store: persistence behind one interface (`Store`), SQLite by default.
+
+`open_store(url)` picks the back end from a URL: `sqlite:///relative/path`, `sqlite:////abs/path`,
+`sqlite:///:memory:` or a plain file path for SQLite; `postgresql://...` is reserved for the
+cluster back end.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tickwise.store.base import (
+    ClientUniverse,
+    OrderRecord,
+    PositionRows,
+    Store,
+    StoreError,
+)
+from tickwise.store.seeding import (
+    SeedingConfig,
+    core_instruments,
+    generate_clients,
+    seed_clients,
+)
+from tickwise.store.sqlite import SQLiteStore
+
+__all__ = [
+    "ClientUniverse",
+    "OrderRecord",
+    "PositionRows",
+    "SQLiteStore",
+    "SeedingConfig",
+    "Store",
+    "StoreError",
+    "core_instruments",
+    "generate_clients",
+    "open_store",
+    "seed_clients",
+]
+
+_SQLITE_PREFIX = "sqlite:///"
+_POSTGRES_SCHEMES = ("postgresql://", "postgresql+", "postgres://")
+
+
+def open_store(url: str | os.PathLike[str]) -> Store:
+    """Open (creating and migrating as needed) the store that `url` names."""
+    text = os.fspath(url)
+    if text.startswith(_POSTGRES_SCHEMES):
+        raise NotImplementedError(
+            "the PostgreSQL back end arrives with the cluster deployment; "
+            "use a sqlite:///path store URL for now"
+        )
+    if text in ("sqlite://", "sqlite:///:memory:", ":memory:"):
+        return SQLiteStore(":memory:")
+    if text.startswith(_SQLITE_PREFIX):
+        path = text[len(_SQLITE_PREFIX) :]
+        if not path:
+            raise ValueError(f"store URL {text!r} names no database file")
+        return SQLiteStore(path)
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise ValueError(
+            f"unsupported store URL scheme {scheme!r} in {text!r} "
+            "(expected sqlite:///path, a file path, or postgresql://...)"
+        )
+    if not text:
+        raise ValueError("empty store URL")
+    return SQLiteStore(text)

@@ -1,0 +1,428 @@
+"""The allocator: turns per-instrument signals into market orders for every client holding the
+instrument, sized, rounded and risk-checked, vectorised over clients.
+
+At construction it precomputes, per instrument s, the clients holding s through any portfolio and
+their coefficient coef[c, s] = sum_p alloc[c, p] * weight[p, s], in a CSR layout indexed by
+instrument (`_ptr[s]:_ptr[s+1]` are s's entries, client rows ascending). Each entry also holds the
+client's expected position, so one signal is one contiguous slice: ~30,000 clients in a few ms.
+
+For a signal (target weight w in [0, 1], price P) and a holder c:
+    target_qty = equity_c * coef[c, s] * w / P;  delta = target_qty - expected_position
+rounded toward zero to the venue's quantity increment, then dropped under the rebalancing band
+or the venue's minimum notional, sells capped at the position held (no shorts), and risk-checked
+(`execution.risk`): buys clipped to the max position weight, orders over the max order notional
+rejected, buys clipped (or rejected, by config) to the expected cash including a fee buffer.
+Every drop is counted by reason in `counters`.
+
+Expected positions and cash move optimistically when an order is created (buys reserve cash with
+the fee buffer; sells credit their proceeds less the buffer); `apply_executions` settles each
+fill at its real price and fee, and returns what a reject, cancel or expiry left unfilled. Sizing
+uses the equity in the client book (fixed for the session), so a repeated signal after the
+positions caught up yields no orders. A signal id seen before is ignored (a replay): it would
+only re-derive client order ids the journal already holds. An order that never reaches a
+terminal state keeps its booking (and its place in the open-order table) until reconciliation
+reports its outcome through `apply_executions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+import numpy.typing as npt
+
+from tickwise.execution.holdings import build_holdings
+from tickwise.execution.risk import (
+    below_band,
+    below_min_notional,
+    cap_sells_at_position,
+    clip_to_buying_power,
+    clip_to_max_position,
+    exceeds_max_order_notional,
+    round_down_to_increment,
+)
+from tickwise.model.clients import ClientBook, Portfolio
+from tickwise.model.ids import client_order_ids
+from tickwise.model.instruments import InstrumentRegistry, Venue
+from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState
+from tickwise.model.signals import SignalBatch
+
+_TERMINAL = np.array([s.terminal for s in OrderState], dtype=np.bool_)
+COUNTER_NAMES = (
+    "signals",
+    "signals_replayed",
+    "signals_invalid",
+    "orders",
+    "below_increment",
+    "below_band",
+    "below_min_notional",
+    "risk_max_position_clipped",
+    "risk_max_position",
+    "risk_max_order_notional",
+    "risk_buying_power_clipped",
+    "risk_buying_power",
+    "executions_unmatched",
+    "executions_replayed",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AllocatorConfig:
+    """`rebalance_band`: no order below this share of the client's equity.
+    `fee_buffer_bps`: cash a buy reserves beyond its notional, for fees and slippage.
+    `clip_to_buying_power`: scale buys down to the cash (True) or reject them (False).
+    `remember_signals`: how many recent signal ids are kept to ignore replays."""
+
+    rebalance_band: float = 0.0025
+    fee_buffer_bps: float = 50.0
+    clip_to_buying_power: bool = True
+    remember_signals: int = 100_000
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rebalance_band < 1.0:
+            raise ValueError("rebalance_band must be in [0, 1)")
+        if self.fee_buffer_bps < 0:
+            raise ValueError("fee_buffer_bps must be >= 0")
+        if self.remember_signals < 1:
+            raise ValueError("remember_signals must be >= 1")
+
+    @property
+    def fee_buffer(self) -> float:
+        return self.fee_buffer_bps / 10_000.0
+
+
+@dataclass(slots=True)
+class _OpenOrders:
+    """The orders one signal created that have not reached a terminal state."""
+
+    row: npt.NDArray[np.intp]  # client rows, ascending
+    entry: npt.NDArray[np.intp]
+    side: npt.NDArray[np.int8]
+    qty: npt.NDArray[np.float64]
+    cash_per_unit: npt.NDArray[np.float64]  # booked cash change per unit (buys < 0)
+    filled: npt.NDArray[np.float64]
+    done: npt.NDArray[np.bool_]
+    open_count: int
+
+
+class Allocator:
+    """Per-client sizing and risk checks for one client range (one book), no Ray."""
+
+    def __init__(
+        self,
+        book: ClientBook,
+        portfolios: Sequence[Portfolio],
+        registry: InstrumentRegistry,
+        config: AllocatorConfig | None = None,
+    ) -> None:
+        self.config = config or AllocatorConfig()
+        self.book = book
+        self.registry = registry
+        n_inst = len(registry)
+        self._n_inst = n_inst
+        holdings = build_holdings(book, portfolios, n_inst)
+        self._ptr, self._row, self._coef = holdings.ptr, holdings.row, holdings.coef
+        self._position = np.zeros(self._row.size, dtype=np.float64)
+        self._cash = book.equity.astype(np.float64).copy()
+        venues = list(Venue)
+        self._increment = np.vstack([registry.quantity_increment(v) for v in venues])
+        self._min_notional = np.vstack([registry.venue_min_notional(v) for v in venues])
+        self._open: dict[int, _OpenOrders] = {}
+        self._seen: dict[int, None] = {}
+        self.counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+
+    # --- inspection ----------------------------------------------------------------------------
+
+    @property
+    def entries(self) -> int:
+        """(client, instrument) pairs held through any portfolio."""
+        return int(self._row.size)
+
+    def holders(self, instrument: int) -> npt.NDArray[np.int32]:
+        """Client ids holding `instrument` through any portfolio."""
+        lo, hi = self._ptr[instrument], self._ptr[instrument + 1]
+        return self.book.client_id[self._row[lo:hi]]
+
+    def coefficients(self, instrument: int) -> npt.NDArray[np.float64]:
+        """coef[c, instrument] for each holder, aligned with `holders(instrument)`."""
+        return self._coef[self._ptr[instrument] : self._ptr[instrument + 1]].copy()
+
+    def expected_positions(self, instrument: int) -> npt.NDArray[np.float64]:
+        """Expected position of each holder, aligned with `holders(instrument)`."""
+        return self._position[self._ptr[instrument] : self._ptr[instrument + 1]].copy()
+
+    def expected_cash(self) -> npt.NDArray[np.float64]:
+        """Expected cash per client, aligned with `book.client_id`."""
+        return self._cash.copy()
+
+    def open_orders(self) -> int:
+        return sum(o.open_count for o in self._open.values())
+
+    # --- recovery ------------------------------------------------------------------------------
+
+    def restore(
+        self,
+        client: npt.ArrayLike,
+        instrument: npt.ArrayLike,
+        qty: npt.ArrayLike,
+        cash: npt.ArrayLike | None = None,
+    ) -> int:
+        """Set expected positions (and optionally cash, aligned with `book.client_id`) from a
+        rebuilt state, e.g. the store's positions from fills. Positions of clients outside this
+        book or of instruments they hold through no portfolio are skipped; returns how many."""
+        clients = np.asarray(client, dtype=np.int64)
+        inst = np.asarray(instrument, dtype=np.int64)
+        amounts = np.asarray(qty, dtype=np.float64)
+        rows = np.searchsorted(self.book.client_id, clients)
+        known = rows < len(self.book)
+        known[known] = self.book.client_id[rows[known]] == clients[known]
+        known &= (inst >= 0) & (inst < self._n_inst)
+        entry_inst = np.repeat(np.arange(self._n_inst), np.diff(self._ptr))
+        entry_key = entry_inst * len(self.book) + self._row
+        key = inst[known] * len(self.book) + rows[known]
+        at = np.searchsorted(entry_key, key)
+        found = at < entry_key.size
+        found[found] = entry_key[at[found]] == key[found]
+        self._position[at[found]] = amounts[known][found]
+        if cash is not None:
+            self._cash = np.asarray(cash, dtype=np.float64).copy()
+        return int(clients.size - found.sum())
+
+    # --- signals to orders ---------------------------------------------------------------------
+
+    def on_signals(self, signals: SignalBatch, now_ns: int) -> OrderBatch:
+        """Orders for every holder of each signal's instrument (see module docstring)."""
+        if len(signals) == 0:
+            return OrderBatch.empty()
+        signals = self._fresh(signals)
+        if len(signals) == 0:
+            return OrderBatch.empty()
+        # Two signals on one instrument in a batch: the second must see the first's orders, so
+        # signals go in rounds (first occurrence of each instrument, then second, ...).
+        order = np.argsort(signals.instrument, kind="stable")
+        inst_sorted = signals.instrument[order]
+        starts = np.flatnonzero(np.r_[True, inst_sorted[1:] != inst_sorted[:-1]])
+        occurrence = np.empty(len(signals), dtype=np.intp)
+        occurrence[order] = np.arange(len(signals)) - np.repeat(
+            starts, np.diff(np.r_[starts, len(signals)])
+        )
+        batches = [
+            self._allocate(signals.take(np.flatnonzero(occurrence == r)), now_ns)
+            for r in range(int(occurrence.max()) + 1)
+        ]
+        return batches[0] if len(batches) == 1 else OrderBatch.concat(batches)
+
+    def _fresh(self, signals: SignalBatch) -> SignalBatch:
+        """Drop replayed signal ids and signals that cannot be sized (bad price or instrument)."""
+        self.counters["signals"] += len(signals)
+        ok = (
+            np.isfinite(signals.price)
+            & (signals.price > 0)
+            & np.isfinite(signals.target_weight)
+            & (signals.instrument < self._n_inst)
+        )
+        self.counters["signals_invalid"] += int((~ok).sum())
+        for i in np.flatnonzero(ok):
+            sid = int(signals.signal_id[i])
+            if sid in self._seen:
+                ok[i] = False
+                self.counters["signals_replayed"] += 1
+                continue
+            self._seen[sid] = None
+        while len(self._seen) > self.config.remember_signals:
+            del self._seen[next(iter(self._seen))]
+        return signals if ok.all() else signals.take(ok)
+
+    def _allocate(self, signals: SignalBatch, now_ns: int) -> OrderBatch:
+        """One round: signals on distinct instruments, every holder at once."""
+        cfg, book, c = self.config, self.book, self.counters
+        inst = signals.instrument.astype(np.intp)
+        first = self._ptr[inst]
+        length = self._ptr[inst + 1] - first
+        total = int(length.sum())
+        if total == 0:
+            return OrderBatch.empty()
+        sig = np.repeat(np.arange(len(signals)), length)
+        entry = np.repeat(first - (np.cumsum(length) - length), length) + np.arange(total)
+        row = self._row[entry].astype(np.intp)
+
+        price = signals.price[sig]
+        venue = book.venue[row].astype(np.intp)
+        instrument = inst[sig]
+        increment = self._increment[venue, instrument]
+        equity = book.equity[row]
+        position = self._position[entry]
+        weight = np.clip(signals.target_weight, 0.0, 1.0)[sig]
+        delta = equity * self._coef[entry] * weight / price - position
+        side = np.where(delta > 0, 1, -1).astype(np.int8)
+        qty = round_down_to_increment(np.abs(delta), increment)
+        qty = cap_sells_at_position(qty, side, position, increment)
+
+        # Drop what is too small to trade.
+        notional = qty * price
+        zero = qty <= 0
+        band = ~zero & below_band(notional, equity, cfg.rebalance_band)
+        small = ~zero & ~band & below_min_notional(notional, self._min_notional[venue, instrument])
+        c["below_increment"] += int((zero & (np.abs(delta) > 0)).sum())
+        c["below_band"] += int(band.sum())
+        c["below_min_notional"] += int(small.sum())
+        keep = ~(zero | band | small)
+
+        def tradable(q: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+            n = q * price
+            return np.asarray(
+                (q > 0)
+                & ~below_band(n, equity, cfg.rebalance_band)
+                & ~below_min_notional(n, self._min_notional[venue, instrument])
+            )
+
+        # Risk: max position weight (clip buys), max order notional (reject).
+        clipped = clip_to_max_position(
+            qty, side, position, price, equity, book.max_position_weight[row], increment
+        )
+        changed = keep & (clipped < qty)
+        qty = clipped
+        lost = changed & ~tradable(qty)
+        c["risk_max_position"] += int(lost.sum())
+        c["risk_max_position_clipped"] += int((changed & ~lost).sum())
+        keep &= ~lost
+        too_big = keep & exceeds_max_order_notional(qty * price, book.max_order_notional[row])
+        c["risk_max_order_notional"] += int(too_big.sum())
+        keep &= ~too_big
+
+        # Risk: buying power, over all of a client's buys in this round together.
+        qty = np.where(keep, qty, 0.0)
+        clipped = clip_to_buying_power(
+            qty,
+            side,
+            row,
+            price,
+            self._cash,
+            cfg.fee_buffer,
+            increment,
+            clip=cfg.clip_to_buying_power,
+        )
+        changed = keep & (clipped < qty)
+        qty = clipped
+        lost = changed & ~tradable(qty)
+        c["risk_buying_power"] += int(lost.sum())
+        c["risk_buying_power_clipped"] += int((changed & ~lost).sum())
+        keep &= ~lost
+
+        take = np.flatnonzero(keep)
+        if take.size == 0:
+            return OrderBatch.empty()
+        return self._book_orders(
+            signals, sig[take], entry[take], row[take], side[take], qty[take], price[take], now_ns
+        )
+
+    def _book_orders(
+        self,
+        signals: SignalBatch,
+        sig: npt.NDArray[np.intp],
+        entry: npt.NDArray[np.intp],
+        row: npt.NDArray[np.intp],
+        side: npt.NDArray[np.int8],
+        qty: npt.NDArray[np.float64],
+        price: npt.NDArray[np.float64],
+        now_ns: int,
+    ) -> OrderBatch:
+        """Create the orders and move expected positions and cash optimistically."""
+        fee = self.config.fee_buffer
+        cash_per_unit = np.where(side > 0, -price * (1.0 + fee), price * (1.0 - fee))
+        self._position[entry] += side * qty
+        self._cash -= np.bincount(row, weights=-cash_per_unit * qty, minlength=self._cash.size)
+        signal_id = signals.signal_id[sig]
+        bounds = np.flatnonzero(np.r_[True, sig[1:] != sig[:-1], True])
+        for lo, hi in pairwise(bounds):
+            self._open[int(signal_id[lo])] = _OpenOrders(
+                row=row[lo:hi],
+                entry=entry[lo:hi],
+                side=side[lo:hi],
+                qty=qty[lo:hi],
+                cash_per_unit=cash_per_unit[lo:hi],
+                filled=np.zeros(hi - lo),
+                done=np.zeros(hi - lo, dtype=np.bool_),
+                open_count=int(hi - lo),
+            )
+        n = sig.size
+        self.counters["orders"] += n
+        client = self.book.client_id[row]
+        return OrderBatch(
+            client_order_id=client_order_ids(signal_id, client),
+            signal_id=signal_id.astype(np.int64),
+            client=client.astype(np.int32),
+            venue=self.book.venue[row].astype(np.uint8),
+            instrument=signals.instrument[sig].astype(np.uint32),
+            side=side,
+            qty=qty,
+            price=price,
+            ts_event=signals.ts_event[sig],
+            ts_recv=signals.ts_recv[sig],
+            ts_signal=signals.ts_signal[sig],
+            ts_alloc=np.full(n, now_ns, dtype=np.int64),
+            ts_journal=np.zeros(n, dtype=np.int64),
+            ts_sent=np.zeros(n, dtype=np.int64),
+        )
+
+    # --- executions ----------------------------------------------------------------------------
+
+    def apply_executions(self, execs: ExecutionBatch) -> None:
+        """Settle venue outcomes against the optimistic bookings of `on_signals`.
+
+        A fill moves cash by its real notional and fee instead of the booked estimate; a terminal
+        event (filled, rejected, canceled, expired) returns what never filled to the expected
+        position and cash. Outcomes of orders this allocator did not create are counted as
+        unmatched; a terminal event for an order already closed (a replay) is ignored.
+        """
+        if len(execs) == 0:
+            return
+        order = np.argsort(execs.signal_id, kind="stable")
+        sid_sorted = execs.signal_id[order]
+        bounds = np.flatnonzero(np.r_[True, sid_sorted[1:] != sid_sorted[:-1], True])
+        for lo, hi in pairwise(bounds):
+            sid = int(sid_sorted[lo])
+            orders = self._open.get(sid)
+            if orders is None:
+                self.counters["executions_unmatched"] += int(hi - lo)
+                continue
+            self._settle(orders, execs.take(order[lo:hi]))
+            if orders.open_count == 0:
+                del self._open[sid]
+
+    def _settle(self, orders: _OpenOrders, execs: ExecutionBatch) -> None:
+        rows = np.searchsorted(self.book.client_id, execs.client)
+        k = np.searchsorted(orders.row, np.minimum(rows, len(self.book) - 1))
+        k = np.minimum(k, orders.row.size - 1)
+        matched = (rows < len(self.book)) & (orders.row[k] == rows)
+        matched &= self.book.client_id[np.minimum(rows, len(self.book) - 1)] == execs.client
+        self.counters["executions_unmatched"] += int((~matched).sum())
+        terminal = _TERMINAL[execs.state.astype(np.intp)]
+        live = matched & ~orders.done[k]
+        # A second terminal row for one order in this batch is a replay: keep the first only.
+        term_rows = np.flatnonzero(live & terminal)
+        _, first = np.unique(k[term_rows], return_index=True)
+        replay = np.zeros(len(execs), dtype=np.bool_)
+        replay[term_rows] = True
+        replay[term_rows[first]] = False
+        self.counters["executions_replayed"] += int((matched & ~live).sum() + replay.sum())
+        live &= ~replay
+
+        fill = np.flatnonzero(live & (execs.fill_qty > 0))
+        if fill.size:
+            kf = k[fill]
+            fq, fp, fee = execs.fill_qty[fill], execs.fill_price[fill], execs.fee[fill]
+            actual = -orders.side[kf] * fq * fp - fee
+            booked = orders.cash_per_unit[kf] * fq
+            np.add.at(orders.filled, kf, fq)
+            np.add.at(self._cash, orders.row[kf], actual - booked)
+
+        done = k[np.flatnonzero(live & terminal)]
+        if done.size:
+            unfilled = orders.qty[done] - orders.filled[done]
+            self._position[orders.entry[done]] -= orders.side[done] * unfilled
+            np.add.at(self._cash, orders.row[done], -orders.cash_per_unit[done] * unfilled)
+            orders.done[done] = True
+            orders.open_count -= int(done.size)

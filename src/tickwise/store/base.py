@@ -1,0 +1,253 @@
+"""The store interface: what every back end (SQLite now, PostgreSQL on a cluster) provides.
+
+The store holds the reference data (instruments, clients, portfolios, accounts), the write-ahead
+order journal, the append-only execution events and the run records. Orders are journaled before
+they are sent; an order's status is never updated in place: it is derived from its execution
+events (the event with the highest `state rank` wins), which keeps the hot write path to plain
+appends and gives recovery a full history.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tickwise.model.clients import Account, ClientBook, Portfolio
+from tickwise.model.instruments import InstrumentRegistry
+from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, Side
+
+# How far along its life an event puts an order. An order's current state is the state of its
+# event with the highest rank, so events that arrive out of order (a fill before its ack, a
+# replayed ack after the fill) never move an order backwards. Terminal states rank highest.
+_RANK: dict[OrderState, int] = {
+    OrderState.CREATED: 0,
+    OrderState.JOURNALED: 1,
+    OrderState.SENT: 2,
+    OrderState.UNKNOWN: 3,
+    OrderState.ACKED: 4,
+    OrderState.PARTIALLY_FILLED: 5,
+    OrderState.FILLED: 6,
+    OrderState.REJECTED: 6,
+    OrderState.CANCELED: 6,
+    OrderState.EXPIRED: 6,
+}
+STATE_RANK: npt.NDArray[np.int64] = np.array([_RANK[s] for s in OrderState], dtype=np.int64)
+RANK_STRIDE = 16  # rank_key = rank * RANK_STRIDE + state; the state is rank_key % RANK_STRIDE
+TERMINAL_STATE_CODES: tuple[int, ...] = tuple(
+    int(s) for s in OrderState if s.terminal
+)  # FILLED, REJECTED, CANCELED, EXPIRED
+
+
+def rank_keys(states: npt.NDArray[np.int8]) -> npt.NDArray[np.int64]:
+    """Sortable keys for execution states: the larger key is the later state of an order."""
+    codes = states.astype(np.int64)
+    return STATE_RANK[codes] * RANK_STRIDE + codes
+
+
+@dataclass(frozen=True, slots=True)
+class ClientUniverse:
+    """Everything about the clients: the columnar book plus the records that describe it.
+
+    `names[i]` and `accounts[i]` belong to the client in row i of `book` (one account per client,
+    at the client's venue).
+    """
+
+    book: ClientBook
+    portfolios: tuple[Portfolio, ...]
+    accounts: tuple[Account, ...]
+    names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.book)
+        if len(self.accounts) != n or len(self.names) != n:
+            raise ValueError(
+                f"client universe: {n} clients but {len(self.accounts)} accounts and "
+                f"{len(self.names)} names"
+            )
+
+    def __len__(self) -> int:
+        return len(self.book)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRows:
+    """Net positions as columns, sorted by (client, instrument); zero positions left out."""
+
+    client: npt.NDArray[np.int32]
+    instrument: npt.NDArray[np.uint32]
+    qty: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.client)
+
+    def as_dict(self) -> dict[tuple[int, int], float]:
+        return {
+            (int(c), int(i)): float(q)
+            for c, i, q in zip(self.client, self.instrument, self.qty, strict=True)
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """One journaled order with its derived status, as queries (CLI, dashboard) show it."""
+
+    client_order_id: str
+    run_id: str
+    signal_id: int
+    client: int
+    venue: int
+    instrument: int
+    side: Side
+    qty: float
+    price: float
+    state: OrderState
+    filled_qty: float
+    avg_fill_price: float
+    fees: float
+    ts_journal: int
+
+
+class StoreError(RuntimeError):
+    """A store could not be opened or migrated."""
+
+
+class Store(ABC):
+    """Persistence for tickwise. Implementations are process-local objects (one connection each).
+
+    Write methods commit before they return, each in one transaction: when `journal_orders`
+    returns, the orders it reports as inserted are durable.
+    """
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def migrate(self) -> int:
+        """Apply pending schema migrations (recorded in `schema_version`); returns the version."""
+
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The highest migration applied."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection; safe to call twice."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- reference data ------------------------------------------------------------------------
+
+    @abstractmethod
+    def save_instruments(self, registry: InstrumentRegistry) -> None:
+        """Replace the stored instruments with `registry`."""
+
+    @abstractmethod
+    def load_instruments(self) -> InstrumentRegistry:
+        """The stored instruments (an empty registry when none were saved)."""
+
+    @abstractmethod
+    def save_clients(self, universe: ClientUniverse) -> None:
+        """Replace every client, account, portfolio and subscription with `universe`."""
+
+    def save_client_book(
+        self,
+        book: ClientBook,
+        portfolios: Sequence[Portfolio],
+        accounts: Sequence[Account],
+        names: Sequence[str] | None = None,
+    ) -> None:
+        """`save_clients` for callers that hold the parts rather than a `ClientUniverse`."""
+        names = names if names is not None else [f"client-{int(c)}" for c in book.client_id]
+        self.save_clients(ClientUniverse(book, tuple(portfolios), tuple(accounts), tuple(names)))
+
+    @abstractmethod
+    def load_clients(self) -> ClientUniverse:
+        """Everything `save_clients` stored."""
+
+    @abstractmethod
+    def load_client_book(self) -> ClientBook:
+        """The clients as columns, with their subscriptions."""
+
+    @abstractmethod
+    def load_portfolios(self) -> tuple[Portfolio, ...]:
+        """The model portfolios, by ascending id, instruments in their saved order."""
+
+    @abstractmethod
+    def client_count(self) -> int:
+        """How many clients are stored."""
+
+    # --- journal and executions ----------------------------------------------------------------
+
+    @abstractmethod
+    def journal_orders(self, orders: OrderBatch, run_id: str) -> npt.NDArray[np.bool_]:
+        """Write-ahead: insert `orders` in one transaction; True where a row was inserted.
+
+        The client order id is the key: a row whose id is already journaled (by any run, any
+        process), or repeats an earlier row of the same batch, is not inserted and must never be
+        sent.
+        """
+
+    @abstractmethod
+    def record_executions(self, execs: ExecutionBatch) -> int:
+        """Append venue outcomes (acks, fills, rejects) in one transaction; returns rows recorded.
+
+        A second terminal event for an order (a fill stream replayed after a reconnect) is
+        ignored, so replays never double a fill.
+        """
+
+    # --- queries -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def order_stats(self, run_id: str) -> dict[str, Any]:
+        """Counts for a run: orders journaled, orders by current state, fills, rejects by reason,
+        and `duplicate_client_order_ids` (checked with GROUP BY; 0 by construction)."""
+
+    @abstractmethod
+    def positions_from_fills(self, run_id: str | None = None) -> PositionRows:
+        """Net position per (client, instrument) from recorded fills (of one run, or all)."""
+
+    @abstractmethod
+    def orders_by_client(self, client_id: int) -> list[OrderRecord]:
+        """A client's journaled orders with their current state, oldest first."""
+
+    @abstractmethod
+    def unacked_orders(self, run_id: str | None = None) -> OrderBatch:
+        """Journaled orders the venue has not acknowledged (journaled, sent or unknown): the
+        orders recovery must reconcile with the venue by client order id."""
+
+    # --- runs ----------------------------------------------------------------------------------
+
+    @abstractmethod
+    def start_run(self, run_id: str, config_json: str | Mapping[str, Any]) -> None:
+        """Record the start of a run with its configuration (JSON text or a mapping)."""
+
+    @abstractmethod
+    def finish_run(self, run_id: str, summary_json: str | Mapping[str, Any]) -> None:
+        """Record the end of a run with its summary; raises KeyError for an unknown run."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """A run's record (config and summary parsed), or None."""
+
+
+def as_json(value: str | Mapping[str, Any]) -> str:
+    """JSON text for a run record; text is checked to be valid JSON."""
+    if isinstance(value, str):
+        json.loads(value)
+        return value
+    return json.dumps(value, sort_keys=True, default=str)

@@ -1,0 +1,118 @@
+"""The SQLite schema as numbered migrations, applied in order at open and recorded in
+`schema_version`. A migration is never edited once released; changes come as a new one.
+
+Design notes:
+- `orders` is the write-ahead journal, keyed by client order id (WITHOUT ROWID: the key is the
+  row), so a duplicate id cannot be inserted by any writer.
+- `executions` is append-only. An order's current state is the state of its execution with the
+  highest `rank_key` (see `tickwise.store.base.rank_keys`); no UPDATE per order on the hot path.
+  A partial unique index allows at most one terminal event per order, so a replayed fill stream
+  cannot double a fill.
+"""
+
+from __future__ import annotations
+
+from tickwise.store.base import TERMINAL_STATE_CODES
+
+_TERMINAL = ", ".join(str(code) for code in TERMINAL_STATE_CODES)
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "reference data: instruments, clients, accounts, portfolios, subscriptions",
+        """
+        CREATE TABLE instruments (
+            idx          INTEGER PRIMARY KEY,
+            symbol       TEXT    NOT NULL UNIQUE,
+            asset_class  INTEGER NOT NULL,
+            tick_size    REAL    NOT NULL,
+            lot_size     REAL    NOT NULL,
+            min_notional REAL    NOT NULL,
+            fractionable INTEGER NOT NULL
+        );
+        CREATE TABLE clients (
+            client_id           INTEGER PRIMARY KEY,
+            name                TEXT    NOT NULL,
+            venue               INTEGER NOT NULL,
+            equity              REAL    NOT NULL,
+            max_order_notional  REAL    NOT NULL,
+            max_position_weight REAL    NOT NULL
+        );
+        CREATE TABLE accounts (
+            account_id TEXT    PRIMARY KEY,
+            client_id  INTEGER NOT NULL,
+            venue      INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX accounts_by_client ON accounts (client_id);
+        CREATE TABLE portfolios (
+            portfolio_id INTEGER PRIMARY KEY,
+            name         TEXT    NOT NULL,
+            asset_class  INTEGER NOT NULL
+        );
+        CREATE TABLE portfolio_weights (
+            portfolio_id INTEGER NOT NULL,
+            position     INTEGER NOT NULL,
+            instrument   INTEGER NOT NULL,
+            weight       REAL    NOT NULL,
+            PRIMARY KEY (portfolio_id, position)
+        ) WITHOUT ROWID;
+        CREATE TABLE subscriptions (
+            client_id    INTEGER NOT NULL,
+            portfolio_id INTEGER NOT NULL,
+            allocation   REAL    NOT NULL,
+            PRIMARY KEY (client_id, portfolio_id)
+        ) WITHOUT ROWID;
+        """,
+    ),
+    (
+        2,
+        "runs, write-ahead order journal, append-only execution events",
+        f"""
+        CREATE TABLE runs (
+            run_id       TEXT    PRIMARY KEY,
+            started_ns   INTEGER NOT NULL,
+            finished_ns  INTEGER,
+            config_json  TEXT    NOT NULL,
+            summary_json TEXT
+        );
+        CREATE TABLE orders (
+            client_order_id TEXT    PRIMARY KEY,
+            run_id          TEXT    NOT NULL,
+            signal_id       INTEGER NOT NULL,
+            client_id       INTEGER NOT NULL,
+            venue           INTEGER NOT NULL,
+            instrument      INTEGER NOT NULL,
+            side            INTEGER NOT NULL,
+            qty             REAL    NOT NULL,
+            price           REAL    NOT NULL,
+            ts_event        INTEGER NOT NULL,
+            ts_recv         INTEGER NOT NULL,
+            ts_signal       INTEGER NOT NULL,
+            ts_alloc        INTEGER NOT NULL,
+            ts_journal      INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX orders_by_run ON orders (run_id);
+        CREATE INDEX orders_by_client ON orders (client_id);
+        CREATE TABLE executions (
+            seq             INTEGER PRIMARY KEY,
+            client_order_id TEXT    NOT NULL,
+            client_id       INTEGER NOT NULL,
+            instrument      INTEGER NOT NULL,
+            side            INTEGER NOT NULL,
+            state           INTEGER NOT NULL,
+            rank_key        INTEGER NOT NULL,
+            reason          INTEGER NOT NULL,
+            fill_qty        REAL    NOT NULL,
+            fill_price      REAL    NOT NULL,
+            fee             REAL    NOT NULL,
+            ts_sent         INTEGER NOT NULL,
+            ts_ack          INTEGER NOT NULL
+        );
+        CREATE INDEX executions_by_order ON executions (client_order_id, rank_key);
+        CREATE UNIQUE INDEX executions_one_terminal ON executions (client_order_id)
+            WHERE state IN ({_TERMINAL});
+        """,
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1][0]

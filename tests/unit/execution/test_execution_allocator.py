@@ -1,0 +1,298 @@
+"""The allocator: sizing, rounding, bands, risk, optimistic state and its settlement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from execution_helpers import make_registry
+
+from tickwise.execution.allocator import Allocator, AllocatorConfig
+from tickwise.model.clients import ClientBook, Portfolio
+from tickwise.model.ids import PortfolioId, client_order_ids, signal_ids
+from tickwise.model.instruments import AssetClass, InstrumentRegistry, Venue
+from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason
+from tickwise.model.signals import SignalBatch
+
+T0 = 1_700_000_000_000_000_000
+REGISTRY = make_registry(10, 2)  # stocks 0..9 (0 whole shares only), crypto 10, 11
+
+
+def make_book(
+    venues: Sequence[Venue],
+    equity: Sequence[float],
+    subs: Sequence[tuple[int, int, float]],
+    max_position_weight: float = 1.0,
+    max_order_fraction: float = 1.0,
+) -> ClientBook:
+    eq = np.array(equity, dtype=np.float64)
+    return ClientBook(
+        client_id=np.arange(len(venues), dtype=np.int32),
+        venue=np.array([int(v) for v in venues], dtype=np.uint8),
+        equity=eq,
+        max_order_notional=eq * max_order_fraction,
+        max_position_weight=np.full(len(venues), max_position_weight),
+        sub_client=np.array([s[0] for s in subs], dtype=np.int32),
+        sub_portfolio=np.array([s[1] for s in subs], dtype=np.int32),
+        sub_allocation=np.array([s[2] for s in subs], dtype=np.float64),
+    )
+
+
+def portfolio(
+    pid: int, members: dict[int, float], cls: AssetClass = AssetClass.EQUITY
+) -> Portfolio:
+    return Portfolio(PortfolioId(pid), f"p{pid}", cls, tuple(members), tuple(members.values()))
+
+
+def signals(
+    instruments: Sequence[int], weights: Sequence[float], prices: Sequence[float], micros: int
+) -> SignalBatch:
+    inst = np.array(instruments, dtype=np.uint32)
+    ts = np.full(inst.size, T0 + micros * 1000, dtype=np.int64)
+    price = np.array(prices, dtype=np.float64)
+    return SignalBatch(
+        signal_id=signal_ids(inst, ts),
+        instrument=inst,
+        target_weight=np.array(weights, dtype=np.float64),
+        price=price,
+        bid=price * 0.999,
+        ask=price * 1.001,
+        ts_event=ts,
+        ts_recv=ts + 10,
+        ts_signal=ts + 20,
+    )
+
+
+def outcomes(
+    orders: OrderBatch,
+    state: OrderState,
+    fill_qty: np.ndarray | None = None,
+    fill_price: float | None = None,
+    fee: float = 0.0,
+) -> ExecutionBatch:
+    n = len(orders)
+    qty = np.zeros(n) if fill_qty is None else fill_qty
+    return ExecutionBatch(
+        client_order_id=orders.client_order_id.copy(),
+        signal_id=orders.signal_id.copy(),
+        client=orders.client.copy(),
+        venue=orders.venue.copy(),
+        instrument=orders.instrument.copy(),
+        side=orders.side.copy(),
+        state=np.full(n, state, np.int8),
+        reason=np.full(n, RejectReason.NONE, np.int8),
+        fill_qty=qty,
+        fill_price=orders.price.copy() if fill_price is None else np.full(n, fill_price),
+        fee=np.full(n, fee),
+        ts_event=orders.ts_event.copy(),
+        ts_recv=orders.ts_recv.copy(),
+        ts_sent=orders.ts_alloc + 1,
+        ts_ack=orders.ts_alloc + 2,
+    )
+
+
+def one_stock_allocator(
+    equity: float = 10_000.0, venue: Venue = Venue.ALPACA, **config: float | bool
+) -> Allocator:
+    """One client, 50% of equity in a portfolio holding stock 1 at weight 0.2 (coef 0.1)."""
+    book = make_book([venue], [equity], [(0, 0, 0.5)])
+    return Allocator(book, [portfolio(0, {1: 0.2, 2: 0.8})], REGISTRY, AllocatorConfig(**config))  # type: ignore[arg-type]
+
+
+# --- sizing -----------------------------------------------------------------------------------
+
+
+def test_a_signal_sizes_the_order_from_equity_coefficient_weight_and_price() -> None:
+    alloc = one_stock_allocator()
+    orders = alloc.on_signals(signals([1], [1.0], [100.0], 1), now_ns=T0 + 99)
+    assert len(orders) == 1
+    assert orders.side[0] == 1 and orders.qty[0] == pytest.approx(10.0)  # 10,000*0.1/100
+    assert orders.venue[0] == Venue.ALPACA and orders.price[0] == 100.0
+    assert orders.ts_alloc[0] == T0 + 99
+    assert (
+        orders.ts_recv[0] == orders.ts_event[0] + 10
+        and orders.ts_signal[0] == orders.ts_event[0] + 20
+    )
+    assert orders.client_order_id[0] == client_order_ids(orders.signal_id, [0])[0]
+
+
+def test_holding_an_instrument_through_two_portfolios_nets_into_one_order() -> None:
+    book = make_book([Venue.ALPACA], [10_000.0], [(0, 0, 0.5), (0, 1, 0.3)])
+    both = [portfolio(0, {1: 0.2, 2: 0.8}), portfolio(1, {1: 0.5, 3: 0.5})]
+    alloc = Allocator(book, both, REGISTRY)
+    assert alloc.coefficients(1) == pytest.approx([0.5 * 0.2 + 0.3 * 0.5])
+    orders = alloc.on_signals(signals([1], [1.0], [50.0], 1), T0)
+    assert len(orders) == 1 and orders.qty[0] == pytest.approx(10_000 * 0.25 / 50.0)
+
+
+def test_etrade_trades_whole_shares_only_rounding_toward_zero() -> None:
+    alloc = one_stock_allocator(venue=Venue.ETRADE)
+    orders = alloc.on_signals(signals([1], [1.0], [93.0], 1), T0)  # 10.75 shares wanted
+    assert orders.qty.tolist() == [10.0]
+
+
+def test_a_change_inside_the_band_sends_nothing() -> None:
+    alloc = one_stock_allocator()
+    alloc.on_signals(signals([1], [1.0], [100.0], 1), T0)
+    # 0.98 of the weight: $980 target vs $1,000 held: $20 < 0.25% of $10,000.
+    assert len(alloc.on_signals(signals([1], [0.98], [100.0], 2), T0)) == 0
+    assert alloc.counters["below_band"] == 1
+
+
+def test_binance_min_notional_drops_a_small_crypto_order() -> None:
+    book = make_book([Venue.BINANCE], [1_000.0], [(0, 0, 0.1)])
+    alloc = Allocator(book, [portfolio(0, {10: 0.04, 11: 0.96}, AssetClass.CRYPTO)], REGISTRY)
+    assert len(alloc.on_signals(signals([10], [1.0], [30_000.0], 1), T0)) == 0  # $4 < $5
+    assert alloc.counters["below_min_notional"] == 1
+
+
+def test_exiting_sells_exactly_the_position_and_never_shorts() -> None:
+    alloc = one_stock_allocator()
+    bought = alloc.on_signals(signals([1], [1.0], [100.0], 1), T0)
+    sold = alloc.on_signals(signals([1], [0.0], [120.0], 2), T0)
+    assert sold.side.tolist() == [-1] and sold.qty[0] == pytest.approx(bought.qty[0])
+    assert alloc.expected_positions(1) == pytest.approx([0.0])
+    assert len(alloc.on_signals(signals([1], [0.0], [80.0], 3), T0)) == 0
+
+
+def test_a_replayed_signal_id_is_ignored() -> None:
+    alloc = one_stock_allocator()
+    batch = signals([1], [1.0], [100.0], 1)
+    assert len(alloc.on_signals(batch, T0)) == 1
+    alloc.apply_executions(outcomes(alloc.on_signals(batch, T0), OrderState.REJECTED))
+    assert alloc.counters["signals_replayed"] == 1
+
+
+def test_two_signals_on_one_instrument_in_a_batch_see_each_other() -> None:
+    alloc = one_stock_allocator()
+    batch = SignalBatch.concat([signals([1], [1.0], [100.0], 1), signals([1], [0.5], [100.0], 2)])
+    orders = alloc.on_signals(batch, T0)
+    assert orders.side.tolist() == [1, -1]
+    assert orders.qty == pytest.approx([10.0, 5.0])
+    assert alloc.expected_positions(1) == pytest.approx([5.0])
+
+
+def test_unusable_signals_are_counted_not_sized() -> None:
+    alloc = one_stock_allocator()
+    bad = signals([1, 1, 99], [1.0, 1.0, 1.0], [np.nan, -3.0, 10.0], 1)
+    assert len(alloc.on_signals(bad, T0)) == 0
+    assert alloc.counters["signals_invalid"] == 3
+
+
+# --- risk -------------------------------------------------------------------------------------
+
+
+def test_a_buy_is_clipped_to_the_max_position_weight() -> None:
+    book = make_book([Venue.ALPACA], [10_000.0], [(0, 0, 1.0)], max_position_weight=0.2)
+    alloc = Allocator(book, [portfolio(0, {1: 0.5, 2: 0.5})], REGISTRY)
+    orders = alloc.on_signals(signals([1], [1.0], [100.0], 1), T0)
+    assert orders.qty == pytest.approx([20.0])  # $2,000 = 20% of equity, not $5,000
+    assert alloc.counters["risk_max_position_clipped"] == 1
+
+
+def test_an_order_over_the_max_order_notional_is_rejected() -> None:
+    book = make_book([Venue.ALPACA], [10_000.0], [(0, 0, 1.0)], max_order_fraction=0.25)
+    alloc = Allocator(book, [portfolio(0, {1: 0.5, 2: 0.5})], REGISTRY)
+    assert len(alloc.on_signals(signals([1], [1.0], [100.0], 1), T0)) == 0
+    assert alloc.counters["risk_max_order_notional"] == 1
+    assert alloc.expected_positions(1) == pytest.approx([0.0])
+
+
+def test_buys_are_clipped_to_the_expected_cash_with_a_fee_buffer() -> None:
+    book = make_book([Venue.ALPACA], [10_000.0], [(0, 0, 1.0)])
+    alloc = Allocator(
+        book, [portfolio(0, {1: 0.5, 2: 0.5})], REGISTRY, AllocatorConfig(fee_buffer_bps=100)
+    )
+    first = alloc.on_signals(signals([1, 2], [1.0, 1.0], [100.0, 100.0], 1), T0)
+    # $10,000 of buys plus a 1% buffer do not fit in $10,000 of cash: both are scaled.
+    assert alloc.counters["risk_buying_power_clipped"] == 2
+    assert (first.qty * first.price * 1.01).sum() <= 10_000.0 + 1e-6
+    assert alloc.expected_cash()[0] >= -1e-6
+
+
+def test_buying_power_can_reject_instead_of_clipping() -> None:
+    book = make_book([Venue.ALPACA], [10_000.0], [(0, 0, 1.0)])
+    config = AllocatorConfig(fee_buffer_bps=100, clip_to_buying_power=False)
+    alloc = Allocator(book, [portfolio(0, {1: 0.5, 2: 0.5})], REGISTRY, config)
+    assert len(alloc.on_signals(signals([1, 2], [1.0, 1.0], [100.0, 100.0], 1), T0)) == 0
+    assert alloc.counters["risk_buying_power"] == 2
+
+
+# --- executions -------------------------------------------------------------------------------
+
+
+def test_a_rejected_order_is_returned_to_position_and_cash_so_it_is_retried() -> None:
+    alloc = one_stock_allocator(fee_buffer_bps=0)
+    orders = alloc.on_signals(signals([1], [1.0], [100.0], 1), T0)
+    assert alloc.expected_cash() == pytest.approx([9_000.0])
+    alloc.apply_executions(outcomes(orders, OrderState.REJECTED))
+    assert alloc.expected_positions(1) == pytest.approx([0.0])
+    assert alloc.expected_cash() == pytest.approx([10_000.0])
+    assert alloc.open_orders() == 0
+    assert len(alloc.on_signals(signals([1], [1.0], [100.0], 2), T0)) == 1
+
+
+def test_a_fill_books_its_real_price_and_fee() -> None:
+    alloc = one_stock_allocator(fee_buffer_bps=50)
+    orders = alloc.on_signals(signals([1], [1.0], [100.0], 1), T0)
+    alloc.apply_executions(outcomes(orders, OrderState.FILLED, orders.qty.copy(), 100.2, fee=0.3))
+    assert alloc.expected_cash() == pytest.approx([10_000.0 - 10 * 100.2 - 0.3])
+    assert alloc.expected_positions(1) == pytest.approx([10.0])
+
+
+def test_a_cancel_after_a_partial_fill_keeps_only_the_filled_part() -> None:
+    alloc = one_stock_allocator(fee_buffer_bps=0)
+    orders = alloc.on_signals(signals([1], [1.0], [100.0], 1), T0)
+    alloc.apply_executions(outcomes(orders, OrderState.PARTIALLY_FILLED, np.array([4.0])))
+    alloc.apply_executions(outcomes(orders, OrderState.CANCELED))
+    assert alloc.expected_positions(1) == pytest.approx([4.0])
+    assert alloc.expected_cash() == pytest.approx([10_000.0 - 400.0])
+
+
+def test_replayed_and_foreign_outcomes_change_nothing() -> None:
+    alloc = one_stock_allocator(fee_buffer_bps=0)
+    orders = alloc.on_signals(signals([1], [1.0], [100.0], 1), T0)
+    filled = outcomes(orders, OrderState.FILLED, orders.qty.copy())
+    alloc.apply_executions(ExecutionBatch.concat([filled, filled]))
+    alloc.apply_executions(filled)
+    assert alloc.expected_cash() == pytest.approx([9_000.0])
+    assert alloc.counters["executions_replayed"] == 1  # the one inside the batch
+    assert alloc.counters["executions_unmatched"] == 1  # the later one: signal closed
+    stranger = outcomes(orders, OrderState.FILLED, orders.qty.copy())
+    stranger.signal_id[:] += 12345
+    alloc.apply_executions(stranger)
+    assert alloc.counters["executions_unmatched"] == 2
+    assert alloc.expected_cash() == pytest.approx([9_000.0])
+
+
+# --- scale and sharding -----------------------------------------------------------------------
+
+
+def test_sharded_allocators_make_the_same_orders_as_one(tiny_registry: InstrumentRegistry) -> None:
+    from tickwise.store.seeding import generate_clients
+
+    universe = generate_clients(tiny_registry, count=1_000, seed=11, all_follow_portfolio=True)
+    batch = signals([0, 5, 44], [1.0, 0.7, 0.4], [180.0, 35.5, 2_500.0], 1)
+    whole = Allocator(universe.book, universe.portfolios, tiny_registry).on_signals(batch, T0)
+    ids = universe.book.client_id
+    parts = [
+        Allocator(universe.book.select(ids[lo:hi]), universe.portfolios, tiny_registry)
+        for lo, hi in ((0, 300), (300, 700), (700, 1000))
+    ]
+    sharded = OrderBatch.concat([p.on_signals(batch, T0) for p in parts])
+    assert len(whole) > 500
+    assert sorted(whole.client_order_id.tolist()) == sorted(sharded.client_order_id.tolist())
+    key = np.argsort(whole.client_order_id)
+    skey = np.argsort(sharded.client_order_id)
+    np.testing.assert_allclose(whole.qty[key], sharded.qty[skey])
+
+
+def test_restore_sets_expected_positions_from_a_rebuilt_state() -> None:
+    alloc = one_stock_allocator()
+    skipped = alloc.restore(
+        client=[0, 0, 7], instrument=[1, 5, 1], qty=[10.0, 3.0, 1.0], cash=[9_000.0]
+    )
+    assert skipped == 2  # instrument 5 is not held; client 7 is not in this book
+    assert alloc.expected_positions(1) == pytest.approx([10.0])
+    assert len(alloc.on_signals(signals([1], [1.0], [100.0], 1), T0)) == 0
