@@ -81,6 +81,7 @@ class EngineConfig:
     allocators: int = 2
     routers_per_venue: int = 1
     max_inflight_batches: int = 64
+    journal_chunk: int = 4096
     drain_timeout_s: float = 30.0
 
 
@@ -114,11 +115,25 @@ TIERS: dict[str, dict[str, dict[str, Any]]] = {
         "run": {"tier": "tiny", "duration_s": 15.0},
         "market": {"stocks": 43, "crypto": 7, "tick_rate": 2_000.0},
         "clients": {"count": 1_000},
+        # Faster trend parameters than the defaults, so a 10-20 s run trades enough to test.
+        "strategy": {
+            "equity_params": "fast_s=3,slow_s=15,band=0.00005,min_hold_s=3",
+            "crypto_params": "fast_s=3,slow_s=15,band=0.00005,min_hold_s=3",
+            "warmup_s": 60.0,
+        },
         "engine": {"strategy_shards": 1, "allocators": 1},
     },
     "dev": {
         "run": {"tier": "dev", "duration_s": 60.0},
-        "market": {"stocks": 1000, "crypto": 150, "tick_rate": 20_000.0},
+        # 20,000 ticks/s sustained and, half-way, the burst of WORKLOAD.md: 100,000 for 1 s.
+        "market": {
+            "stocks": 1000,
+            "crypto": 150,
+            "tick_rate": 20_000.0,
+            "burst_at_s": 30.0,
+            "burst_multiplier": 5.0,
+            "burst_duration_s": 1.0,
+        },
         "clients": {"count": 30_000},
     },
 }
@@ -139,6 +154,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("engine", "allocators"): (1, 256),
     ("engine", "routers_per_venue"): (1, 64),
     ("engine", "max_inflight_batches"): (1, 10_000),
+    ("engine", "journal_chunk"): (1, 1_000_000),
     ("engine", "drain_timeout_s"): (0.0, 3600.0),
 }
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {

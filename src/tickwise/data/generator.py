@@ -149,7 +149,7 @@ def _price_path(
     Moves each instrument's log mid by its diffusion, drift / reversion and jumps since its
     previous tick, then publishes a side (quotes) or prints at the published touch (trades).
     A trade sweep keeps the side of the instrument's previous sweep unless `flip` says
-    otherwise (order flow is persistent). `sum_r` gathers the diffusive part for GARCH.
+    otherwise (order flow is persistent). `sum_r` gathers the diffusive shocks for GARCH.
     """
     n_out = 0
     for k in range(inst.size):
@@ -158,9 +158,9 @@ def _price_path(
         if dt_s < 0.0:
             dt_s = 0.0
         mu = drift[i] - reversion[i] * (log_mid[i] - anchor[i])
-        r = mu * dt_s + math.sqrt(var[i] * dt_s) * z[k] + jump[k]
-        log_mid[i] += r
-        sum_r[i] += r - jump[k]
+        shock = math.sqrt(var[i] * dt_s) * z[k]
+        log_mid[i] += mu * dt_s + shock + jump[k]
+        sum_r[i] += shock  # GARCH reacts to surprises, not to a planted drift or jumps
         last_t[i] = t[k]
         mid = math.exp(log_mid[i])
         theo_bid = max(1, math.floor(mid * (1.0 - half_spread[i]) / tick[i] + 1e-9))
@@ -382,7 +382,7 @@ class MarketGenerator:
         clusters = rng.poisson(rates * (B / 1e9) / cfg.cluster_mean_size)
         c_inst = np.repeat(np.arange(len(rates), dtype=np.int64), clusters)
         n_c = c_inst.size
-        c_start = 1 + (rng.random(n_c) * B).astype(np.int64)
+        c_u = rng.random(n_c)
         c_size = rng.geometric(1.0 / cfg.cluster_mean_size, n_c)
         c_trade = rng.random(n_c) < self._p_trade_cluster[c_inst]
         n = int(c_size.sum())
@@ -393,8 +393,12 @@ class MarketGenerator:
         gaps = rng.exponential(cfg.cluster_gap_us * 1e3, n)
         gaps[first] = 0.0
         cum = np.cumsum(gaps)
-        within = cum - np.repeat(cum[heads], c_size)
-        t_off = np.repeat(c_start, c_size) + within.astype(np.int64)
+        within = (cum - np.repeat(cum[heads], c_size)).astype(np.int64)
+        # A cluster starts uniformly where it fits whole in its block, so every tick stays in
+        # its block (dropping the overflow would bias the rate ~2 % low).
+        span = np.maximum.reduceat(within, heads) if n_c else np.zeros(0, dtype=np.int64)
+        c_start = 1 + (c_u * np.maximum(B - span, 1)).astype(np.int64)
+        t_off = np.repeat(c_start, c_size) + within
         kind = np.where(np.repeat(c_trade, c_size), 0, rng.integers(1, 3, n)).astype(np.uint8)
         z = rng.standard_normal(n)
         p_jump = cfg.jumps_per_hour / 3600.0 / np.maximum(rates[inst], 1e-9)

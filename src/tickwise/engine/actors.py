@@ -74,11 +74,20 @@ class FeedActor:
         shards process these ticks like live ones but their signals are discarded. Counters
         start from zero afterwards, so a run's figures cover the live part only.
         """
-        now = time.time_ns()
-        t = now - int(history_s * 1e9)
-        self._source.next_batch(t)
+        start = time.time_ns() - int(history_s * 1e9)
+        self._source.next_batch(start)
+        played = await self._play_history(step_s)
+        self._validator_baseline = dict(self._validator.counts)
+        return played
+
+    async def _play_history(self, step_s: float = 5.0) -> int:
+        """Bring the source up to now through the shards' warm path (no signals, no stats)."""
         played = 0
-        while t < now:
+        t = getattr(self._source, "now_ns", None) or time.time_ns()
+        while True:
+            now = time.time_ns()
+            if now - t < 2 * self._interval_s * 1e9:
+                return played
             t = min(now, t + int(step_s * 1e9))
             batch: TickBatch = self._source.next_batch(t)
             good: TickBatch = self._validator.validate(batch)
@@ -87,12 +96,16 @@ class FeedActor:
                 *[s.warm.remote(p) for s, p in zip(self._shards, parts, strict=True) if len(p)]
             )
             played += len(good)
-        self._validator_baseline = dict(self._validator.counts)
-        return played
 
     async def run(self, duration_s: float, burst: tuple[float, float, float] | None) -> Stats:
         """Stream until `duration_s` has passed or `stop()`; returns the final stats."""
         self._running = True
+        # Ticks generated between warm-up and now are history too: a live tick must be fresh.
+        base = dict(self._validator.counts)
+        await self._play_history()
+        caught_up = {k: v - base.get(k, 0) for k, v in self._validator.counts.items()}
+        for key, extra in caught_up.items():
+            self._validator_baseline[key] = self._validator_baseline.get(key, 0) + extra
         start = time.monotonic()
         next_tick = start
         burst_started = False
@@ -144,7 +157,8 @@ class FeedActor:
     def stats(self) -> Stats:
         base = self._validator_baseline
         rejected = {
-            f"ticks_rejected_{k}": int(v) - base.get(k, 0) for k, v in self._validator.counts.items()
+            f"ticks_rejected_{k}": int(v) - base.get(k, 0)
+            for k, v in self._validator.counts.items()
         }
         return {
             "counters": {**self._counters, **rejected},
@@ -195,8 +209,10 @@ class AllocatorActor:
         make_allocator: Callable[[], Any],
         make_journal: Callable[[], Any],
         routers: dict[int, Sequence[ActorHandle]],
+        journal_chunk: int = 4096,
     ) -> None:
         self._allocator = make_allocator()
+        self._chunk = journal_chunk
         self._journal = make_journal()
         self._routers: dict[int, list[ActorHandle]] = {}
         self.set_routers(routers)
@@ -215,16 +231,23 @@ class AllocatorActor:
         self._routers = {venue: list(handles) for venue, handles in routers.items()}
 
     def on_signals(self, signals: SignalBatch) -> None:
+        """Size, journal and route; the journal commits chunk by chunk and each chunk is routed
+        as soon as it is durable, so the first orders leave while later ones are written."""
         self._counters["signal_batches_received"] += 1
         orders: OrderBatch = self._allocator.on_signals(signals, time.time_ns())
         if len(orders) == 0:
             return
         self._counters["orders_created"] += len(orders)
         self._timer.record("alloc", orders.ts_alloc - orders.ts_signal)
-        journaled: OrderBatch = self._journal.write(orders, time.time_ns())
-        self._counters["duplicate_client_order_ids"] += len(orders) - len(journaled)
-        self._counters["orders_journaled"] += len(journaled)
-        self._timer.record("journal", journaled.ts_journal - journaled.ts_alloc)
+        for start in range(0, len(orders), self._chunk):
+            chunk = orders.take(np.arange(start, min(start + self._chunk, len(orders))))
+            journaled: OrderBatch = self._journal.write(chunk, time.time_ns())
+            self._counters["duplicate_client_order_ids"] += len(chunk) - len(journaled)
+            self._counters["orders_journaled"] += len(journaled)
+            self._timer.record("journal", journaled.ts_journal - journaled.ts_alloc)
+            self._route(journaled)
+
+    def _route(self, journaled: OrderBatch) -> None:
         for venue, handles in self._routers.items():
             mine = journaled.take(np.flatnonzero(journaled.venue == venue))
             if len(mine) == 0:
@@ -283,7 +306,8 @@ class VenueRouterActor:
 
     async def submit(self, orders: OrderBatch) -> None:
         self._counters["orders_received"] += len(orders)
-        # Arrays that arrive through Ray are read-only views of the object store: replace, don't write.
+        # Arrays that arrive through Ray are read-only views of the object store:
+        # replace them, never write into them.
         orders.ts_sent = np.full(len(orders), time.time_ns(), dtype=np.int64)
         try:
             await self._venue.submit(orders)
@@ -352,8 +376,10 @@ class LedgerActor:
         make_ledger: Callable[[], Any],
         make_store: Callable[[], Any],
         flush_interval_s: float = 0.25,
+        chunk: int = 2048,
     ) -> None:
         self._ledger = make_ledger()
+        self._chunk = chunk
         self._store = make_store()
         self._buffer: list[ExecutionBatch] = []
         self._flush_interval_s = flush_interval_s
@@ -368,11 +394,15 @@ class LedgerActor:
             self.flush()
 
     def flush(self) -> int:
+        """Record buffered executions in short transactions, so the store's single writer
+        lock is never held long against the journal (which is on the order path)."""
         if self._buffer:
             batch = ExecutionBatch.concat(self._buffer)
-            self._store.record_executions(batch)
-            self._counters["executions_recorded"] += len(batch)
             self._buffer.clear()
+            for start in range(0, len(batch), self._chunk):
+                part = batch.take(np.arange(start, min(start + self._chunk, len(batch))))
+                self._store.record_executions(part)
+                self._counters["executions_recorded"] += len(part)
         self._last_flush = time.monotonic()
         return self._counters["executions_recorded"]
 

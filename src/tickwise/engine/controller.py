@@ -98,7 +98,10 @@ class Engine:
         for i in range(n_alloc):
             allocators.append(
                 AllocatorActor.remote(  # type: ignore[attr-defined]
-                    world.allocator_factory(i), world.journal_factory(), placeholder
+                    world.allocator_factory(i),
+                    world.journal_factory(),
+                    placeholder,
+                    cfg.engine.journal_chunk,
                 )
             )
         for venue, lanes in router_specs.items():

@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.table import Table
 
 from tickwise.engine.summary import merged_timer
-from tickwise.telemetry import merge_counters
+from tickwise.telemetry import LatencyHistogram, merge_counters
 
 _STAGES = ("feed", "signal", "alloc", "journal", "sent", "venue", "ack")
 
@@ -34,6 +34,7 @@ class LivePanel:
         self._last: tuple[float, dict[str, int]] | None = None
         self._line_every_s = line_every_s
         self._last_line = 0.0
+        self._last_ack = LatencyHistogram()
 
     def __enter__(self) -> LivePanel:
         if self._interactive:
@@ -59,11 +60,18 @@ class LivePanel:
         elif time.monotonic() - self._last_line >= self._line_every_s:
             self._last_line = time.monotonic()
             ack = timer.histograms.get("ack")
-            p99 = ack.percentile_ns(99) / 1e6 if ack else 0.0
+            recent = LatencyHistogram()
+            if ack is not None:
+                recent.counts = ack.counts - self._last_ack.counts
+                recent.total = int(recent.counts.sum())
+                recent.max_ns = ack.max_ns
+                self._last_ack = ack
+            p99 = recent.percentile_ns(99) / 1e6
             self.console.print(
                 f"[{elapsed_s:6.1f}s] ticks/s {rates['ticks']:>9,.0f}  "
                 f"signals/s {rates['signals']:>6,.0f}  orders/s {rates['orders']:>8,.0f}  "
-                f"ack p99 {p99:7.1f} ms  rejects {totals['rejects']:,}  errors {totals['errors']}",
+                f"ack p99 (last {self._line_every_s:g} s) {p99:7.1f} ms  "
+                f"rejects {totals['rejects']:,}  errors {totals['errors']}",
                 highlight=False,
             )
 

@@ -19,7 +19,7 @@ from tickwise.model.ids import INSTRUMENT_BITS, MAX_INSTRUMENTS
 
 # A sum whose magnitude is below this share of the gross quantity that produced it is float
 # cancellation residue, not a position.
-_RESIDUE = 1e-12
+_RESIDUE = 1e-14
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

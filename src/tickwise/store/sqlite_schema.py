@@ -3,7 +3,9 @@
 
 Design notes:
 - `orders` is the write-ahead journal, keyed by client order id (WITHOUT ROWID: the key is the
-  row), so a duplicate id cannot be inserted by any writer.
+  row), so a duplicate id cannot be inserted by any writer. It carries no index by client: that
+  index cost a third of the journal's insert time on the hot path, and per-client lookups are
+  rare, off-path queries that can afford a scan.
 - `executions` is append-only. An order's current state is the state of its execution with the
   highest `rank_key` (see `tickwise.store.base.rank_keys`); no UPDATE per order on the hot path.
   A partial unique index allows at most one terminal event per order, so a replayed fill stream
@@ -92,7 +94,6 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             ts_journal      INTEGER NOT NULL
         ) WITHOUT ROWID;
         CREATE INDEX orders_by_run ON orders (run_id);
-        CREATE INDEX orders_by_client ON orders (client_id);
         CREATE TABLE executions (
             seq             INTEGER PRIMARY KEY,
             client_order_id TEXT    NOT NULL,

@@ -47,10 +47,14 @@ def test_distinct_pairs_give_distinct_ids(rows: list[tuple[int, int, int]]) -> N
 def test_vectorised_ids_match_scalar_ids() -> None:
     sig = signal_ids(np.arange(5), EPOCH_2020_NS + np.arange(5) * 10**9)
     ids = client_order_ids(sig, np.arange(5) * 1000)
-    assert [x.decode() for x in ids] == [client_order_id(int(s), i * 1000) for i, s in enumerate(sig)]
+    assert [x.decode() for x in ids] == [
+        client_order_id(int(s), i * 1000) for i, s in enumerate(sig)
+    ]
 
 
-@pytest.mark.parametrize("bad", ["", "X" * 18, "T" + "0" * 16, "T000000000000-0000", "t" + "0" * 17])
+@pytest.mark.parametrize(
+    "bad", ["", "X" * 18, "T" + "0" * 16, "T000000000000-0000", "t" + "0" * 17]
+)
 def test_foreign_ids_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="not a tickwise client order id"):
         parse_client_order_id(bad)

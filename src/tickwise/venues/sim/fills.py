@@ -41,12 +41,14 @@ def fill_in_arrival_order(
     fee: npt.NDArray[np.float64],
     cash: npt.NDArray[np.float64],
     position: npt.NDArray[np.float64],
-    qty_tolerance: float,
+    increment: npt.NDArray[np.float64],
 ) -> npt.NDArray[np.int8]:
     """Fill eligible orders in the order given, updating `cash` and `position` in place.
 
     A buy needs cash >= notional + fee; a sell needs a long position of at least its quantity
-    (no shorting). Returns the reject reason per order (0 where filled or not eligible).
+    (no shorting), within half a quantity increment of float noise. A position left within
+    half an increment of zero is flat; anything larger (one lot included) is kept, as the
+    venue would. Returns the reject reason per order (0 where filled or not eligible).
     """
     n = qty.shape[0]
     reason = np.zeros(n, np.int8)
@@ -64,10 +66,10 @@ def fill_in_arrival_order(
             position[s] += qty[i]
         else:
             held = position[s]
-            if held + qty_tolerance * qty[i] < qty[i]:
+            if held + 0.5 * increment[i] < qty[i]:
                 reason[i] = _INSUFFICIENT_POSITION
                 continue
             cash[a] += notional[i] - fee[i]
             left = held - qty[i]
-            position[s] = 0.0 if abs(left) <= qty_tolerance * qty[i] else left
+            position[s] = 0.0 if abs(left) < 0.5 * increment[i] else left
     return reason

@@ -133,7 +133,7 @@ class SimVenue:
             fee,
             self._cash,
             self._book.quantities,
-            self.config.qty_tolerance,
+            self._rules.increment[inst],
         )
         reason = np.where(passed, fill_reject, due.reason).astype(np.int8)
         filled = eligible & (fill_reject == RejectReason.NONE)
