@@ -3,6 +3,9 @@
 tickwise run [--config F] [--tier tiny|dev] [--duration S] [--instruments N] [--clients N]
              [--tick-rate R] [--store URL] [--address A] [--summary-json F] [--no-panel]
 tickwise clients seed --count N [--store URL] [--tier T]
+tickwise data import PATH... [--format auto|lean|binance|csv|parquet] [--ticks-dir DIR]
+tickwise data ls [--ticks-dir DIR]
+tickwise data compact [--date YYYY-MM-DD] [--symbol SYM] [--ticks-dir DIR]
 """
 
 from __future__ import annotations
@@ -11,13 +14,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from tickwise import __version__
 from tickwise.config import Config, ConfigError, load, scale_instruments
+
+if TYPE_CHECKING:
+    from tickwise.data.tickstore import TickStore
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     _common(seed)
     seed.add_argument("--count", type=int, default=None, help="how many clients (default 30000)")
     seed.add_argument("--seed", type=int, default=None, help="random seed")
+    _data_parser(sub)
     return parser
 
 
@@ -161,6 +168,8 @@ def cmd_clients_seed(config: Config, console: Console) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
+    if args.command == "data":
+        return cmd_data(args, console)
     try:
         config = build_config(args)
     except ConfigError as exc:
@@ -171,6 +180,131 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "clients" and args.clients_command == "seed":
         return cmd_clients_seed(config, console)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
+
+
+# -- tickwise data: the tick store ----------------------------------------------------------
+
+
+def _data_parser(sub: Any) -> None:
+    from tickwise.data.importer import FORMATS
+
+    data = sub.add_parser("data", help="the tick store: import, list and compact ticks")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    imp = dsub.add_parser("import", help="import LEAN, Binance, CSV or Parquet files")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    imp.add_argument("--format", choices=FORMATS, default="auto", help="default: from names")
+    ls = dsub.add_parser("ls", help="symbols, dates and rows in the tick store")
+    compact = dsub.add_parser("compact", help="merge each partition's part files into one")
+    compact.add_argument("--date", help="only this UTC date (YYYY-MM-DD)")
+    compact.add_argument("--symbol", help="only this symbol")
+    for p in (imp, ls, compact):
+        p.add_argument("--ticks-dir", help="tick store folder (default: see [ticks] dir)")
+        p.add_argument("--config", help="TOML config file whose [ticks] dir to use")
+
+
+def cmd_data(args: argparse.Namespace, console: Console) -> int:
+    """`tickwise data ...`: every error is one line on stderr and exit status 2."""
+    from tickwise.data.importer import TickImportError
+    from tickwise.data.tickstore import TickStoreError
+
+    try:
+        config = load(args.config) if args.config else Config()
+        store = _tick_store(config, args.ticks_dir)
+        if args.data_command == "import":
+            return cmd_data_import(store, args.paths, args.format, console)
+        if args.data_command == "ls":
+            return cmd_data_ls(store, console)
+        if args.data_command == "compact":
+            return cmd_data_compact(store, args.date, args.symbol, console)
+    except (ConfigError, TickImportError, TickStoreError, OSError) as exc:
+        print(f"tickwise data {args.data_command}: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    raise AssertionError(f"unhandled data command {args.data_command}")  # pragma: no cover
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _tick_store(config: Config, explicit: str | None) -> TickStore:
+    from tickwise.config import ticks_dir
+    from tickwise.data.tickstore import TickStore
+
+    return TickStore(ticks_dir(config, explicit))
+
+
+def cmd_data_import(store: TickStore, paths: Sequence[str], fmt: str, console: Console) -> int:
+    from tickwise.data.importer import import_paths
+
+    report = import_paths(paths, store, fmt)
+    dates = sorted(report.dates)
+    span = f"{dates[0]} .. {dates[-1]}" if dates else "none"
+    symbols = sorted(report.symbols)
+    shown = ", ".join(symbols[:12]) + (f" (+{len(symbols) - 12} more)" if len(symbols) > 12 else "")
+    lines = [
+        f"imported into {store.root}: {report.files:,} files, {report.rows_read:,} rows read, "
+        f"{report.imported:,} imported, {report.already_stored:,} already stored, "
+        f"{report.rejected_total:,} rejected",
+        f"symbols: {len(symbols)} ({shown or 'none'}); dates: {len(dates)} ({span})",
+    ]
+    if report.rejected:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(report.rejected.items()) if v)
+        lines.append(f"rejected by reason: {reasons}")
+    for path, why in report.skipped_files[:10]:
+        lines.append(f"skipped {path}: {why}")
+    if len(report.skipped_files) > 10:
+        lines.append(f"... and {len(report.skipped_files) - 10} more files skipped")
+    for line in lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    return 0
+
+
+def cmd_data_ls(store: TickStore, console: Console) -> int:
+    rows = store.summary()
+    if not rows:
+        console.print(f"no ticks in {store.root}", highlight=False, markup=False, soft_wrap=True)
+        return 0
+    table = Table(title=f"tick store {store.root}")
+    for name in ("symbol", "first date", "last date"):
+        table.add_column(name)
+    for name in ("dates", "files", "rows"):
+        table.add_column(name, justify="right")
+    for r in rows:
+        table.add_row(
+            r.symbol,
+            str(r.first_date),
+            str(r.last_date),
+            f"{r.dates:,}",
+            f"{r.files:,}",
+            f"{r.rows:,}",
+        )
+    total = sum(r.rows for r in rows)
+    table.add_row("total", "", "", "", f"{sum(r.files for r in rows):,}", f"{total:,}")
+    console.print(table)
+    return 0
+
+
+def cmd_data_compact(
+    store: TickStore, date: str | None, symbol: str | None, console: Console
+) -> int:
+    import datetime as dt
+
+    from tickwise.data.tickstore import TickStoreError
+
+    try:
+        day = dt.date.fromisoformat(date) if date else None
+    except ValueError:
+        raise TickStoreError(f"--date {date!r} is not a date (YYYY-MM-DD)") from None
+    report = store.compact(day, symbol)
+    console.print(
+        f"compacted {report.partitions:,} partitions of {store.root}: "
+        f"{report.files_before:,} files -> {report.files_after:,}, {report.rows:,} rows",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    return 0
 
 
 if __name__ == "__main__":

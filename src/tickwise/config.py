@@ -8,6 +8,7 @@ raises `ConfigError` with one line that says what is wrong and where.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -91,6 +92,20 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TicksConfig:
+    """The tick store (Parquet, see docs/market-data.md) and live recording into it.
+
+    `dir` empty means `$TICKWISE_TICKS` if set, else `ticks/` beside the SQLite store file
+    (`var/ticks` with the default store), so a run pointed at a scratch store records there.
+    """
+
+    dir: str = ""
+    record: bool = True
+    flush_s: float = 60.0
+    flush_rows: int = 500_000
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     market: MarketConfig = field(default_factory=MarketConfig)
@@ -100,6 +115,7 @@ class Config:
     venues: VenueSimConfig = field(default_factory=VenueSimConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    ticks: TicksConfig = field(default_factory=TicksConfig)
 
     @property
     def instruments(self) -> int:
@@ -156,6 +172,8 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("engine", "max_inflight_batches"): (1, 10_000),
     ("engine", "journal_chunk"): (1, 1_000_000),
     ("engine", "drain_timeout_s"): (0.0, 3600.0),
+    ("ticks", "flush_s"): (0.1, 86_400.0),
+    ("ticks", "flush_rows"): (1, 100_000_000),
 }
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("run", "tier"): tuple(TIERS),
@@ -252,3 +270,19 @@ def scale_instruments(config: Config, total: int) -> Config:
     share = config.market.crypto / max(1, config.instruments)
     crypto = min(total - 1, round(total * share)) if total > 1 else 0
     return replace(config, market=replace(config.market, stocks=total - crypto, crypto=crypto))
+
+
+DEFAULT_TICKS_DIR = "var/ticks"
+
+
+def ticks_dir(config: Config, explicit: str | None = None) -> Path:
+    """Where the tick store lives: `explicit` (a flag), else `[ticks] dir`, else
+    `$TICKWISE_TICKS`, else `ticks/` beside the SQLite store file, else `var/ticks`."""
+    for choice in (explicit, config.ticks.dir, os.environ.get("TICKWISE_TICKS")):
+        if choice:
+            return Path(choice)
+    url = config.store.url
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+    if path and "://" not in path and path != ":memory:":
+        return Path(path).parent / "ticks"
+    return Path(DEFAULT_TICKS_DIR)

@@ -26,6 +26,7 @@ from tickwise.model.ticks import TickBatch
 from tickwise.telemetry import StageTimer
 
 Stats = dict[str, Any]
+_RECORD_SEND_ROWS = 100_000  # the feed sends its recording sooner than once a second past this
 
 
 def _prune(pending: list[ray.ObjectRef]) -> list[ray.ObjectRef]:
@@ -50,6 +51,8 @@ class FeedActor:
         malformed_fraction: float,
         max_inflight: int,
         seed: int,
+        recorder: ActorHandle | None = None,
+        record_every_s: float = 1.0,
     ) -> None:
         self._source = make_source()
         self._validator = make_validator()
@@ -66,6 +69,14 @@ class FeedActor:
         self._counters = {"ticks_received": 0, "ticks_forwarded": 0, "batches": 0, "stalls": 0}
         self._timer = StageTimer(["feed"])
         self._validator_baseline: dict[str, int] = {}
+        # Recording: validated ticks are gathered here and sent to the recorder about once a
+        # second (one remote call instead of one per batch), fire-and-forget.
+        self._recorder = recorder
+        self._record_every_s = record_every_s
+        self._record_buffer: list[TickBatch] = []
+        self._record_rows = 0
+        self._record_sent_at = time.monotonic()
+        self._record_counters = {"ticks_to_recorder": 0, "recorder_errors": 0}
 
     async def warm_up(self, history_s: float, step_s: float = 5.0) -> int:
         """Play `history_s` seconds of market history into the shards before going live.
@@ -77,6 +88,7 @@ class FeedActor:
         start = time.time_ns() - int(history_s * 1e9)
         self._source.next_batch(start)
         played = await self._play_history(step_s)
+        self._send_recording()
         self._validator_baseline = dict(self._validator.counts)
         return played
 
@@ -91,6 +103,7 @@ class FeedActor:
             t = min(now, t + int(step_s * 1e9))
             batch: TickBatch = self._source.next_batch(t)
             good: TickBatch = self._validator.validate(batch)
+            self._record(good)
             parts = good.split(self._shard_of, len(self._shards))
             await asyncio.gather(
                 *[s.warm.remote(p) for s, p in zip(self._shards, parts, strict=True) if len(p)]
@@ -125,6 +138,7 @@ class FeedActor:
                 if pending:
                     await asyncio.gather(*pending)
         finally:
+            await self._finish_recording()
             self._running = False
         return self.stats()
 
@@ -140,6 +154,7 @@ class FeedActor:
         self._timer.record("feed", time.time_ns() - batch.ts_recv[:1])
         self._counters["batches"] += 1
         self._counters["ticks_forwarded"] += len(good)
+        self._record(good)
         for shard_index, part in enumerate(good.split(self._shard_of, len(self._shards))):
             if len(part) == 0:
                 continue
@@ -151,6 +166,36 @@ class FeedActor:
             pending.append(self._shards[shard_index].on_ticks.remote(part))
             self._pending[shard_index] = pending
 
+    def _record(self, good: TickBatch) -> None:
+        """Keep validated ticks for the recorder; send them when a second has passed."""
+        if self._recorder is None or len(good) == 0:
+            return
+        self._record_buffer.append(good)
+        self._record_rows += len(good)
+        due = time.monotonic() - self._record_sent_at >= self._record_every_s
+        if due or self._record_rows >= _RECORD_SEND_ROWS:
+            self._send_recording()
+
+    def _send_recording(self) -> ray.ObjectRef | None:
+        self._record_sent_at = time.monotonic()
+        if self._recorder is None or not self._record_buffer:
+            return None
+        batch = TickBatch.concat(self._record_buffer)
+        self._record_buffer = []
+        self._record_rows = 0
+        self._record_counters["ticks_to_recorder"] += len(batch)
+        return self._recorder.append.remote(batch)
+
+    async def _finish_recording(self) -> None:
+        """Send what is left and wait until the recorder has it (so a flush comes after)."""
+        ref = self._send_recording()
+        if ref is None:
+            return
+        try:
+            await ref
+        except Exception:  # a recorder failure must never stop the feed
+            self._record_counters["recorder_errors"] += 1
+
     def stop(self) -> None:
         self._stop = True
 
@@ -160,11 +205,45 @@ class FeedActor:
             f"ticks_rejected_{k}": int(v) - base.get(k, 0)
             for k, v in self._validator.counts.items()
         }
+        recording = self._record_counters if self._recorder is not None else {}
         return {
-            "counters": {**self._counters, **rejected},
+            "counters": {**self._counters, **recording, **rejected},
             "timer": self._timer,
             "running": self._running,
         }
+
+
+@ray.remote(num_cpus=0)
+class TickRecorderActor:
+    """Records validated live ticks into the tick store (a `TickRecorder`), off the hot path.
+
+    The feed calls `append` fire-and-forget; the controller calls `flush` when the run drains.
+    A failing write is counted by the recorder and never raised to the feed.
+    """
+
+    def __init__(self, make_recorder: Callable[[], Any]) -> None:
+        self._recorder = make_recorder()
+        self._errors = 0
+
+    def append(self, batch: TickBatch) -> int:
+        try:
+            return int(self._recorder.append(batch))
+        except Exception:
+            self._errors += 1
+            return 0
+
+    def flush(self) -> int:
+        try:
+            return int(self._recorder.flush())
+        except Exception:
+            self._errors += 1
+            return 0
+
+    def stats(self) -> Stats:
+        counters = dict(self._recorder.counters)
+        counters["rows_pending"] = int(self._recorder.pending)
+        counters["errors"] = self._errors + int(counters.get("write_errors", 0))
+        return {"counters": counters, "dir": str(self._recorder.store.root)}
 
 
 @ray.remote(num_cpus=0)

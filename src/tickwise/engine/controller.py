@@ -8,6 +8,9 @@
 `Engine.run()` starts the feed, shows the live panel, and on the end of the run or Ctrl-C stops
 the feed, drains every stage (proving with counters that every batch sent was received),
 flushes the journal, reconciles the ledger with every venue, and returns the summary.
+
+With `[ticks] record` on, the feed also hands every validated tick (warm-up history included)
+to a tick recorder actor that writes the Parquet tick store; the drain flushes it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -26,18 +31,21 @@ import numpy as np
 import ray
 from ray.actor import ActorHandle
 
-from tickwise.config import Config
+from tickwise.config import Config, ticks_dir
+from tickwise.data.recorder import TickRecorder
+from tickwise.data.tickstore import TickStore
 from tickwise.engine import wiring
 from tickwise.engine.actors import (
     AllocatorActor,
     FeedActor,
     LedgerActor,
     StrategyShardActor,
+    TickRecorderActor,
     VenueRouterActor,
 )
 from tickwise.engine.panel import LivePanel
 from tickwise.engine.summary import build_summary
-from tickwise.model.instruments import Venue
+from tickwise.model.instruments import InstrumentRegistry, Venue
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,7 @@ class Actors:
     allocators: list[ActorHandle]
     routers: dict[Venue, list[ActorHandle]]
     ledger: ActorHandle
+    recorder: ActorHandle | None = None
 
     @property
     def all_routers(self) -> list[ActorHandle]:
@@ -116,6 +125,17 @@ class Engine:
             StrategyShardActor.remote(world.shard_factory(s), allocators)  # type: ignore[attr-defined]
             for s in range(cfg.engine.strategy_shards)
         ]
+        recorder = None
+        if cfg.ticks.record:
+            recorder = TickRecorderActor.remote(  # type: ignore[attr-defined]
+                partial(
+                    _make_recorder,
+                    str(ticks_dir(cfg).resolve()),
+                    world.registry,
+                    cfg.ticks.flush_s,
+                    cfg.ticks.flush_rows,
+                )
+            )
         feed = FeedActor.remote(  # type: ignore[attr-defined]
             world.make_source,
             world.make_validator,
@@ -126,14 +146,17 @@ class Engine:
             cfg.market.malformed_fraction,
             cfg.engine.max_inflight_batches,
             cfg.run.seed,
+            recorder,
         )
         everyone = [ledger, *allocators, *[r for rs in routers.values() for r in rs], *shards]
+        if recorder is not None:
+            everyone.append(recorder)
         ray.get([a.stats.remote() for a in everyone] + [feed.stats.remote()])
         ray.get([r.start.remote() for rs in routers.values() for r in rs])
         if cfg.strategy.warmup_s > 0:
             played = ray.get(feed.warm_up.remote(cfg.strategy.warmup_s))
             log.info("strategies warmed on %d ticks of history", played)
-        return Actors(feed, shards, allocators, routers, ledger)
+        return Actors(feed, shards, allocators, routers, ledger, recorder)
 
     def request_stop(self) -> None:
         self._stop_requested = True
@@ -200,12 +223,27 @@ class Engine:
             snap = self.snapshot()
             if _drained(snap, len(self.actors.allocators) if self.actors else 1):
                 ray.get(self.actors.ledger.flush.remote()) if self.actors else None
+                self.flush_recording()
                 return True
             time.sleep(0.05)
         log.warning("drain timed out after %.1f s; the summary counts what had arrived", timeout_s)
         if self.actors:
             ray.get(self.actors.ledger.flush.remote())
+        self.flush_recording()
         return False
+
+    def flush_recording(self, timeout_s: float = 60.0) -> dict[str, Any] | None:
+        """Write the recorder's buffered ticks to the tick store; its stats (None: no recorder)."""
+        if self.actors is None or self.actors.recorder is None:
+            return None
+        recorder = self.actors.recorder
+        try:
+            ray.get(recorder.flush.remote(), timeout=timeout_s)
+            stats: dict[str, Any] = ray.get(recorder.stats.remote(), timeout=timeout_s)
+        except (ray.exceptions.RayError, TimeoutError) as exc:
+            log.warning("tick recorder did not flush: %s", exc)
+            return None
+        return stats
 
     def _summarise(self, elapsed: float, drained: bool) -> dict[str, Any]:
         assert self.actors is not None and self.world is not None
@@ -227,16 +265,36 @@ class Engine:
         )
         summary["drained"] = drained
         summary["run_id"] = self.run_id
+        summary["tick_store"] = self._recording_summary(snap["feed"])
         return summary
+
+    def _recording_summary(self, feed: dict[str, Any]) -> dict[str, Any]:
+        if self.actors is None or self.actors.recorder is None:
+            return {"recording": False}
+        stats = self.flush_recording() or {"counters": {}, "dir": str(ticks_dir(self.config))}
+        c = stats["counters"]
+        return {
+            "recording": True,
+            "dir": stats["dir"],
+            "ticks_sent": int(feed["counters"].get("ticks_to_recorder", 0)),
+            "rows_written": int(c.get("rows_written", 0)),
+            "rows_already_stored": int(c.get("rows_already_stored", 0)),
+            "rows_pending": int(c.get("rows_pending", 0)),
+            "rows_dropped": int(c.get("rows_dropped", 0)),
+            "errors": int(c.get("errors", 0)) + int(feed["counters"].get("recorder_errors", 0)),
+        }
 
     def shutdown(self) -> None:
         if self.actors is not None:
+            self.actors.feed.stop.remote()
+            self.flush_recording(timeout_s=10.0)  # a run cut short keeps what it recorded
             for handle in [
                 self.actors.feed,
                 *self.actors.shards,
                 *self.actors.allocators,
                 *self.actors.all_routers,
                 self.actors.ledger,
+                *([self.actors.recorder] if self.actors.recorder is not None else []),
             ]:
                 ray.kill(handle)
             self.actors = None
@@ -245,6 +303,12 @@ class Engine:
         if self._owns_ray:
             ray.shutdown()
             self._owns_ray = False
+
+
+def _make_recorder(
+    root: str, registry: InstrumentRegistry, flush_s: float, flush_rows: int
+) -> TickRecorder:
+    return TickRecorder(TickStore(Path(root)), registry, flush_s, flush_rows)
 
 
 def _drained(snap: dict[str, Any], n_allocators: int) -> bool:
