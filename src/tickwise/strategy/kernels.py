@@ -53,7 +53,7 @@ NS_PER_S = 1e9
 SD_FLOOR_FRACTION = 1e-6
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def init_header(state: Any) -> None:
     """Reset the header to "nothing seen": no quote, weight 0, warm-up not started."""
     state[BID] = np.nan
@@ -69,7 +69,7 @@ def init_header(state: Any) -> None:
     state[EVAL_PRICE] = np.nan
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def restart_warmup(state: Any) -> None:
     """Forget the warm-up clock (after new parameters) but keep quotes, weight and hold clock."""
     state[DECISIONS] = 0.0
@@ -78,7 +78,7 @@ def restart_warmup(state: Any) -> None:
     state[EVAL_PRICE] = np.nan
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def observe(state: Any, price: float, kind: int, ts_ns: int, on_mid: bool) -> float:
     """Record one tick in the header and return its decision price, or NaN if it has none.
 
@@ -111,7 +111,7 @@ def observe(state: Any, price: float, kind: int, ts_ns: int, on_mid: bool) -> fl
     return np.nan
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def advance_clock(state: Any, ts_ns: int) -> float:
     """Start a decision: elapsed seconds since the previous decision price, or -1.0 on the first.
 
@@ -132,13 +132,13 @@ def advance_clock(state: Any, ts_ns: int) -> float:
     return dt
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def end_decision(state: Any, price: float) -> None:
     """Remember the decision price: it prevails until the next decision tick."""
     state[EVAL_PRICE] = price
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def decay(dt_s: float, tau_s: float) -> float:
     """The weight `exp(-dt / tau)` an EMA keeps over a gap of dt seconds."""
     if dt_s <= 0.0:
@@ -146,13 +146,13 @@ def decay(dt_s: float, tau_s: float) -> float:
     return math.exp(-dt_s / tau_s)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def ema_update(ema: float, held: float, dt_s: float, tau_s: float) -> float:
     """Move an EMA towards the price held over the last `dt_s` s: alpha = 1 - exp(-dt / tau)."""
     return held + (ema - held) * decay(dt_s, tau_s)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def warm_since(state: Any, warmup_s: float, min_decisions: float) -> bool:
     """Whether `warmup_s` seconds and `min_decisions` decision prices have passed since warm-up."""
     if state[DECISIONS] < min_decisions:
@@ -160,7 +160,7 @@ def warm_since(state: Any, warmup_s: float, min_decisions: float) -> bool:
     return (state[EVAL_TS] - state[FIRST_TS]) >= warmup_s * NS_PER_S
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def commit_weight(state: Any, desired: float, ts_ns: int, min_hold_s: float) -> float:
     """Adopt `desired` (clipped to [0, 1]) unless the last change is younger than `min_hold_s`."""
     target = min(max(desired, 0.0), 1.0)
