@@ -19,6 +19,7 @@ import os
 import platform
 import time
 
+import numba as nb
 import numpy as np
 
 import tickwise.strategy  # noqa: F401  (registers the strategies)
@@ -28,6 +29,10 @@ from tickwise.data.generator import MarketGenerator
 from tickwise.data.universe import build_universe
 
 T0 = 1_700_000_000 * 10**9
+OTHER_GRIDS = {
+    "mean_reversion": "lookback_s=10:600:6,entry_z=0.5:3:0.2,exit_z=-0.5:0.5:0.125",
+    "breakout": "lookback_s=10:600:6,entry=0:0.002:0.0001,stop=0.0005|0.001|0.002|0.004|0.008",
+}
 
 
 def trend_grid(bt: GridBacktester, n_sets: int) -> np.ndarray:
@@ -48,6 +53,7 @@ def main() -> None:
     ap.add_argument("--sets", type=int, default=10_000)
     ap.add_argument("--cpu-sets", type=int, default=48)
     ap.add_argument("--out", default="")
+    ap.add_argument("--also", nargs="*", default=[], help="more strategies to time on the GPU")
     args = ap.parse_args()
 
     stocks = round(args.instruments * 1000 / 1150)
@@ -62,6 +68,8 @@ def main() -> None:
             "cpu_cores": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),
             "gpu": None,
+            "numba_threads": nb.get_num_threads(),
+            "numba_threading_layer": "",
         },
         "instruments": len(series),
         "ticks": series.n_ticks,
@@ -75,6 +83,12 @@ def main() -> None:
     cpu.run(small, cpu_sets[:2])  # compile
     r_cpu = cpu.run(series, cpu_sets)
     out["cpu"] = {"sets": len(cpu_sets), **_figures(r_cpu)}
+    out["machine"]["numba_threading_layer"] = nb.threading_layer()  # type: ignore[index]
+    threads = nb.get_num_threads()
+    nb.set_num_threads(1)
+    one = cpu.run(series, cpu_sets[: max(1, len(cpu_sets) // 4)])
+    nb.set_num_threads(threads)
+    out["cpu_one_thread"] = {"sets": one.n_sets, **_figures(one)}
     if gpu_available():
         out["machine"]["gpu"] = _gpu_name()  # type: ignore[index]
         gpu = GridBacktester("trend", fill, device="gpu")
@@ -87,6 +101,14 @@ def main() -> None:
         same_trades = float(np.mean(r_shared.metrics["trades"] == r_cpu.metrics["trades"]))
         r_gpu = gpu.run(series, sets)
         out["gpu"] = {"sets": len(sets), **_figures(r_gpu)}
+        for name in args.also:
+            other = GridBacktester(name, fill, device="gpu")
+            other_sets = other.spec.grid(OTHER_GRIDS[name])[: args.sets]
+            other.run(small, other_sets[:2])  # compile
+            out[f"gpu_{name}"] = {
+                "sets": len(other_sets),
+                **_figures(other.run(series, other_sets)),
+            }
         out["gpu_same_sets_as_cpu"] = _figures(r_shared)
         out["agreement"] = {"max_abs_diff": diff, "share_of_pairs_same_trade_count": same_trades}
         out["gpu_cpu_ratio"] = round(r_gpu.tick_sets_per_s / r_cpu.tick_sets_per_s, 1)
@@ -119,12 +141,12 @@ def _figures(r: object) -> dict[str, float]:
 
 
 def _table(out: dict[str, object]) -> None:
-    print(f"{'device':<8}{'sets':>8}{'backtests':>12}{'seconds':>10}{'tick x sets / s':>18}")
-    for dev in ("cpu", "gpu"):
+    print(f"{'run':<22}{'sets':>8}{'backtests':>12}{'seconds':>10}{'tick x sets / s':>18}")
+    for dev in [k for k in out if k.startswith(("cpu", "gpu")) and isinstance(out[k], dict)]:
         r = out.get(dev)
         if isinstance(r, dict):
             print(
-                f"{dev:<8}{r['sets']:>8}{r['backtests']:>12}{r['elapsed_s']:>10.2f}"
+                f"{dev:<22}{r.get('sets', ''):>8}{r['backtests']:>12}{r['elapsed_s']:>10.2f}"
                 f"{r['tick_sets_per_s']:>18.3g}"
             )
     if "gpu_cpu_ratio" in out:

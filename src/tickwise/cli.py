@@ -6,6 +6,8 @@ tickwise clients seed --count N [--store URL] [--tier T]
 tickwise data import PATH... [--format auto|lean|binance|csv|parquet] [--ticks-dir DIR]
 tickwise data ls [--ticks-dir DIR]
 tickwise data compact [--date YYYY-MM-DD] [--symbol SYM] [--ticks-dir DIR]
+tickwise backtest --strategy S [--instruments SPY,AAPL|N] [--from ISO --to ISO] [--grid G]
+                  [--report out.html] [--png-dir DIR] [--out rows.parquet] [--json top.json] ...
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--count", type=int, default=None, help="how many clients (default 30000)")
     seed.add_argument("--seed", type=int, default=None, help="random seed")
     _data_parser(sub)
+    from tickwise.backtest.cli import add_backtest_parser
+
+    add_backtest_parser(sub)
     return parser
 
 
@@ -170,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     if args.command == "data":
         return cmd_data(args, console)
+    if args.command == "backtest":
+        from tickwise.backtest.cli import cmd_backtest
+
+        return cmd_backtest(args, console)
     try:
         config = build_config(args)
     except ConfigError as exc:

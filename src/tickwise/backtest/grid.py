@@ -35,7 +35,7 @@ from tickwise.strategy.api import StrategySpec, UnknownStrategyError, get_strate
 Progress = Callable[[int], None]  # called with the number of instruments just finished
 # Work per kernel launch (ticks x sets): big enough to keep every core or SM busy, small
 # enough that a progress bar moves. A GPU needs ~300k threads in flight to be full.
-_CHUNK_WORK = {"cpu": 2e9, "gpu": 2e11}
+_CHUNK_WORK = {"cpu": 2e8, "gpu": 2e11}
 
 
 @dataclass(slots=True)
@@ -133,12 +133,21 @@ class GridResult:
         }
 
     def write_json(self, path: str | Path, top: int = 50) -> None:
+        """The summary and the `top` best rows; undefined figures (NaN, inf) as null."""
         doc = {"summary": self.summary(), "top": self.top(top)}
-        Path(path).write_text(json.dumps(doc, indent=1, allow_nan=False, default=_finite))
+        Path(path).write_text(json.dumps(_finite(doc), indent=1, allow_nan=False))
 
 
 def _finite(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 @dataclass(slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from toggle import toggle_spec
+from toggle import toggle_spec, unregister
 
 import tickwise.strategy  # noqa: F401  (registers the built-in strategies)
 from tickwise.backtest import BacktestInputError, FillModel, GridBacktester, TickSeries
@@ -24,6 +25,14 @@ from tickwise.model.ticks import TickKind
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
+
+
+@pytest.fixture(autouse=True)
+def _toggle_registered_only_here() -> Iterator[None]:
+    """The test strategy exists for these tests only, not for the rest of the suite."""
+    toggle_spec()
+    yield
+    unregister()
 
 
 def _tape(prices: list[float], kinds: list[int] | None = None, step_ms: int = 1) -> TickSeries:
@@ -47,7 +56,6 @@ def _market() -> TickSeries:
 
 
 def test_an_order_fills_on_the_next_tick_at_the_spread_with_fees() -> None:
-    toggle_spec()
     prices = [100.0, 101.0, 102.0, 104.0, 103.0, 105.0, 106.0]
     bt = GridBacktester("test_toggle", FillModel(spread_bps=20.0, fee_bps=10.0), device="cpu")
     rec = bt.record(_tape(prices), 0, [3])
@@ -68,7 +76,6 @@ def test_an_order_fills_on_the_next_tick_at_the_spread_with_fees() -> None:
 
 
 def test_quotes_set_the_fill_price_and_latency_delays_the_fill() -> None:
-    toggle_spec()
     b, a, t = TickKind.BID, TickKind.ASK, TickKind.TRADE
     kinds = [b, a, t, t, b, a, t, t, t]
     prices = [99.0, 101.0, 100.0, 100.5, 100.0, 102.0, 101.0, 101.5, 101.2]
@@ -89,7 +96,6 @@ def test_quotes_set_the_fill_price_and_latency_delays_the_fill() -> None:
 )
 def test_equity_is_the_product_of_round_trip_price_ratios(prices: list[float], period: int) -> None:
     """With no spread and no fee, equity = product of exit/entry prices: an oracle by hand."""
-    toggle_spec()
     bt = GridBacktester("test_toggle", FillModel(spread_bps=0.0, fee_bps=0.0), device="cpu")
     rec = bt.record(_tape(prices), 0, [period])
     equity, entry = 1.0, None

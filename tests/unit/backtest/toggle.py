@@ -37,6 +37,7 @@ def _step(state: Any, params: Any, price: float, size: float, kind: int, ts_ns: 
 
 
 def toggle_spec() -> StrategySpec:
+    """Register the strategy (the caller removes it with `unregister`)."""
     if "test_toggle" in STRATEGIES:
         return STRATEGIES["test_toggle"]
     return register_strategy(
@@ -49,3 +50,7 @@ def toggle_spec() -> StrategySpec:
             init_state=_init,
         )
     )
+
+
+def unregister() -> None:
+    STRATEGIES.pop("test_toggle", None)
