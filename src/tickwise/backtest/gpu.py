@@ -87,6 +87,7 @@ class GpuKernels:
             half_spread: float,
             latency_ns: int,
             sample_ns: int,
+            trade_from: int,
             order: Any,
             out: Any,
         ) -> None:
@@ -102,7 +103,7 @@ class GpuKernels:
             no_curve = cuda.local.array((1, N_CURVE_COLS), f64)
             simulate(
                 state, params[j], price, size, kind, ts, offsets[k], offsets[k + 1],
-                fee[k], half_spread, latency_ns, sample_ns, out[t],
+                fee[k], half_spread, latency_ns, sample_ns, trade_from, out[t],
                 no_sig, no_fill, no_curve, False,
             )  # fmt: skip
 
@@ -117,6 +118,7 @@ class GpuKernels:
         half_spread: float,
         latency_ns: int,
         sample_ns: int,
+        trade_from: int,
         chunks: list[tuple[int, int]],
         progress: Any = None,
     ) -> np.ndarray:
@@ -136,7 +138,7 @@ class GpuKernels:
             blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
             self.grid[blocks, THREADS_PER_BLOCK](
                 d_params, *d_cols, d_offsets, d_fee, half_spread, latency_ns, sample_ns,
-                cuda.to_device(order), d_out,
+                trade_from, cuda.to_device(order), d_out,
             )  # fmt: skip
             out[order] = d_out.copy_to_host().reshape(k1 - k0, n_sets, N_ACC)
             if progress is not None:

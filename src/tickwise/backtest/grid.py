@@ -33,6 +33,7 @@ from tickwise.backtest.series import BacktestInputError, TickSeries
 from tickwise.strategy.api import StrategySpec, UnknownStrategyError, get_strategy
 
 Progress = Callable[[int], None]  # called with the number of instruments just finished
+ALWAYS = np.iinfo(np.int64).min  # `trade_from_ns` that opens the account at the first tick
 # Work per kernel launch (ticks x sets): big enough to keep every core or SM busy, small
 # enough that a progress bar moves. A GPU needs ~300k threads in flight to be full.
 _CHUNK_WORK = {"cpu": 2e8, "gpu": 2e11}
@@ -237,7 +238,9 @@ class GridBacktester:
         objective: str = "sharpe",
         turnover_penalty: float = 0.0,
         progress: Progress | None = None,
+        trade_from_ns: int = ALWAYS,
     ) -> GridResult:
+        """Every instrument x every set. Before `trade_from_ns` the strategies only warm up."""
         sets = self._check(series, params)
         fee = self.fill.fees(series.asset_class)
         sample_ns = max(1, round(self.sample_s * 1e9))
@@ -249,10 +252,12 @@ class GridBacktester:
 
             acc = gpu_kernels(self.spec.name).run(
                 sets, cols, series.offsets, fee, self.fill.half_spread,
-                self.fill.latency_ns, sample_ns, chunks, progress,
+                self.fill.latency_ns, sample_ns, trade_from_ns, chunks, progress,
             )  # fmt: skip
         else:
-            acc = self._run_cpu(sets, cols, series.offsets, fee, sample_ns, chunks, progress)
+            acc = self._run_cpu(
+                sets, cols, series.offsets, fee, sample_ns, trade_from_ns, chunks, progress
+            )
         elapsed = time.perf_counter() - started
         metrics = from_accumulators(acc, self.sample_s, series.seconds_per_year[:, None])
         return GridResult(
@@ -278,6 +283,7 @@ class GridBacktester:
         offsets: npt.NDArray[np.int64],
         fee: npt.NDArray[np.float64],
         sample_ns: int,
+        trade_from_ns: int,
         chunks: list[tuple[int, int]],
         progress: Progress | None,
     ) -> npt.NDArray[np.float64]:
@@ -291,11 +297,34 @@ class GridBacktester:
             order = balanced_order(np.diff(offsets[k0 : k1 + 1]), threads) + k0
             kernels.grid(
                 sets, *cols, offsets, fee, self.fill.half_spread,
-                self.fill.latency_ns, sample_ns, order, out,
+                self.fill.latency_ns, sample_ns, trade_from_ns, order, out,
             )  # fmt: skip
             if progress is not None:
                 progress(k1 - k0)
         return out
+
+    def run_pairs(
+        self,
+        series: TickSeries,
+        params: npt.NDArray[np.float64],
+        pair_instrument: npt.NDArray[np.int64],
+        pair_set: npt.NDArray[np.int64],
+        trade_from_ns: int = ALWAYS,
+    ) -> dict[str, npt.NDArray[np.float64]]:
+        """Metrics of explicit (instrument, set) pairs, on the CPU (one value per pair)."""
+        sets = np.ascontiguousarray(params, np.float64)
+        k = np.ascontiguousarray(pair_instrument, np.int64)
+        j = np.ascontiguousarray(pair_set, np.int64)
+        if k.shape != j.shape or (k.size and (k.max() >= len(series) or j.max() >= len(sets))):
+            raise BacktestInputError("pairs must index the series' instruments and the sets")
+        out = np.zeros((k.size, kn.N_ACC), np.float64)
+        if k.size:
+            kn.cpu_kernels(self.spec.name).pairs(
+                sets, series.price, series.size, series.kind, series.ts, series.offsets,
+                self.fill.fees(series.asset_class), self.fill.half_spread, self.fill.latency_ns,
+                max(1, round(self.sample_s * 1e9)), trade_from_ns, k, j, out,
+            )  # fmt: skip
+        return from_accumulators(out, self.sample_s, series.seconds_per_year[k])
 
     # ------------------------------------------------------------------ one pair, in full
 
@@ -305,6 +334,7 @@ class GridBacktester:
         instrument: int,
         params: npt.ArrayLike,
         max_rows: int = 1_000_000,
+        trade_from_ns: int = ALWAYS,
     ) -> Recording:
         """Replay one (instrument, set) on the CPU keeping its signals, fills and curve."""
         vec = self.param_sets(np.atleast_2d(np.asarray(params, np.float64)))[0]
@@ -314,7 +344,7 @@ class GridBacktester:
         lo, hi = int(series.offsets[k]), int(series.offsets[k + 1])
         n = hi - lo
         cap = min(n + 1, max_rows)
-        rec_sig = np.zeros((cap, kn.N_SIGNAL_COLS))
+        rec_sig = np.full((cap, kn.N_SIGNAL_COLS), -1.0)
         rec_fill = np.zeros((cap, kn.N_FILL_COLS))
         rec_curve = np.zeros((cap, kn.N_CURVE_COLS))
         acc = np.zeros(kn.N_ACC)
@@ -322,9 +352,9 @@ class GridBacktester:
         kn.cpu_kernels(self.spec.name).record(
             vec, series.price, series.size, series.kind, series.ts, lo, hi, fee,
             self.fill.half_spread, self.fill.latency_ns, max(1, round(self.sample_s * 1e9)),
-            acc, rec_sig, rec_fill, rec_curve,
+            trade_from_ns, acc, rec_sig, rec_fill, rec_curve,
         )  # fmt: skip
-        n_sig = min(int(acc[kn.ACC_SIGNALS]), cap)
+        n_sig = int(np.count_nonzero(rec_sig[:, kn.REC_SIGNAL_TICK] >= 0))
         n_fill = min(int(acc[kn.ACC_FILLS]), cap)
         n_curve = int(np.count_nonzero(rec_curve[:, kn.CURVE_TS]))
         ts = series.ts[lo:hi]

@@ -86,6 +86,7 @@ def _simulate_source(step: Any, init_state: Any) -> Any:
         half_spread: float,
         latency_ns: int,
         sample_ns: int,
+        trade_from: int,
         acc: Any,
         rec_signals: Any,
         rec_fills: Any,
@@ -123,15 +124,26 @@ def _simulate_source(step: Any, init_state: Any) -> Any:
         n_curve = 0
         next_sample = 0
         prev_ts = 0
-        if hi > lo:
-            next_sample = ts[lo] + sample_ns
-            prev_ts = ts[lo]
+        first_ts = 0
+        trading = False
         for i in range(lo, hi):
             t = ts[i]
             p = price[i]
             k = kind[i]
+            # (0) the account opens at `trade_from`: the strategy may have warmed before it, and
+            # a weight it already holds then is bought at once (as live, after a hot swap)
+            if not trading and t >= trade_from:
+                trading = True
+                next_sample = t + sample_ns
+                prev_ts = t
+                first_ts = t
+                if state[WEIGHT] != 0.0:
+                    pending = True
+                    pending_w = state[WEIGHT]
+                    pending_tick = i - 1
+                    pending_ts = t + latency_ns
             # (1) equity samples due before this tick, at the mark before it
-            if t >= next_sample:
+            if trading and t >= next_sample:
                 mark = last
                 if bid > 0.0 and ask > 0.0:
                     mark = 0.5 * (bid + ask)
@@ -156,7 +168,8 @@ def _simulate_source(step: Any, init_state: Any) -> Any:
                 next_sample = t - (t - next_sample) % sample_ns + sample_ns
             if shares != 0.0:
                 exposed_ns += float(t - prev_ts)
-            prev_ts = t
+            if trading:
+                prev_ts = t
             # (2) the book
             if p > 0.0 and p < math.inf:
                 if k == 0:
@@ -216,12 +229,13 @@ def _simulate_source(step: Any, init_state: Any) -> Any:
             before = state[WEIGHT]
             w = step(state, params, p, size[i], k, t)
             if w != before:
-                signals += 1
                 if recording and n_sig < rec_signals.shape[0]:
                     rec_signals[n_sig, REC_SIGNAL_TICK] = float(i - lo)
                     rec_signals[n_sig, REC_SIGNAL_WEIGHT] = w
                     n_sig += 1
-                if w != weight or pending:
+                if trading:
+                    signals += 1
+                if trading and (w != weight or pending):
                     pending = w != weight
                     pending_w = w
                     pending_tick = i
@@ -243,7 +257,7 @@ def _simulate_source(step: Any, init_state: Any) -> Any:
         acc[ACC_ROUND_TRIPS] = float(trips)
         acc[ACC_WINS] = float(wins)
         acc[ACC_EXPOSED_S] = exposed_ns / NS
-        acc[ACC_SPAN_S] = float(ts[hi - 1] - ts[lo]) / NS if hi > lo else 0.0
+        acc[ACC_SPAN_S] = float(ts[hi - 1] - first_ts) / NS if trading else 0.0
         acc[ACC_SIGNALS] = float(signals)
         acc[ACC_FEES] = fees
         return
@@ -259,7 +273,7 @@ class CpuKernels:
         simulate = nb.njit(cache=False)(_simulate_source(spec.step, spec.init_state))
         state_size = spec.state_size
 
-        @nb.njit(parallel=True, cache=False)
+        @nb.njit(parallel=True, cache=False, nogil=True)
         def grid(
             params: Any,
             price: Any,
@@ -271,6 +285,7 @@ class CpuKernels:
             half_spread: float,
             latency_ns: int,
             sample_ns: int,
+            trade_from: int,
             order: Any,
             out: Any,
         ) -> None:
@@ -286,11 +301,11 @@ class CpuKernels:
                 state = np.empty(state_size)
                 simulate(
                     state, params[j], price, size, kind, ts, offsets[k], offsets[k + 1],
-                    fee[k], half_spread, latency_ns, sample_ns, out[k, j],
+                    fee[k], half_spread, latency_ns, sample_ns, trade_from, out[k, j],
                     no_sig, no_fill, no_curve, False,
                 )  # fmt: skip
 
-        @nb.njit(cache=False)
+        @nb.njit(cache=False, nogil=True)
         def record(
             params: Any,
             price: Any,
@@ -303,6 +318,7 @@ class CpuKernels:
             half_spread: float,
             latency_ns: int,
             sample_ns: int,
+            trade_from: int,
             acc: Any,
             rec_signals: Any,
             rec_fills: Any,
@@ -311,11 +327,42 @@ class CpuKernels:
             state = np.empty(state_size)
             simulate(
                 state, params, price, size, kind, ts, lo, hi, fee, half_spread,
-                latency_ns, sample_ns, acc, rec_signals, rec_fills, rec_curve, True,
+                latency_ns, sample_ns, trade_from, acc, rec_signals, rec_fills, rec_curve, True,
             )  # fmt: skip
+
+        @nb.njit(parallel=True, cache=False, nogil=True)
+        def pairs(
+            params: Any,
+            price: Any,
+            size: Any,
+            kind: Any,
+            ts: Any,
+            offsets: Any,
+            fee: Any,
+            half_spread: float,
+            latency_ns: int,
+            sample_ns: int,
+            trade_from: int,
+            pair_k: Any,
+            pair_j: Any,
+            out: Any,
+        ) -> None:
+            """Explicit (instrument, set) pairs: out[n] for instrument pair_k[n], set pair_j[n]."""
+            no_sig = np.empty((0, N_SIGNAL_COLS))
+            no_fill = np.empty((0, N_FILL_COLS))
+            no_curve = np.empty((0, N_CURVE_COLS))
+            for n in nb.prange(pair_k.shape[0]):
+                k = pair_k[n]
+                state = np.empty(state_size)
+                simulate(
+                    state, params[pair_j[n]], price, size, kind, ts, offsets[k], offsets[k + 1],
+                    fee[k], half_spread, latency_ns, sample_ns, trade_from, out[n],
+                    no_sig, no_fill, no_curve, False,
+                )  # fmt: skip
 
         self.grid: Any = grid
         self.record: Any = record
+        self.pairs: Any = pairs
 
 
 @functools.cache

@@ -215,3 +215,20 @@ def test_the_gpu_kernel_matches_the_cpu_kernel_in_the_cuda_simulator() -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     counts = [int(line.split()[1]) for line in out.stdout.splitlines()]
     assert len(counts) == 3 and all(c > 0 for c in counts), out.stdout
+
+
+def test_the_account_opens_at_trade_from_with_the_weight_the_strategy_holds() -> None:
+    """Before `trade_from` the strategy only warms; a weight it holds then is bought at once."""
+    prices = [100.0, 101.0, 102.0, 104.0, 103.0, 105.0, 106.0, 107.0]
+    bt = GridBacktester("test_toggle", FillModel(spread_bps=0.0, fee_bps=0.0), device="cpu")
+    tape = _tape(prices)
+    rec = bt.record(tape, 0, [3], trade_from_ns=int(tape.ts[4]))
+    assert rec.signal_tick.tolist() == [2, 5]  # the strategy's own signals are all recorded
+    # weight 1 since tick 2: bought on the opening tick 4; the signal on 5 sells on tick 6
+    assert rec.fills["tick"].tolist() == [4, 6]
+    assert rec.metrics["signals"] == 1  # only signals while trading count
+    assert rec.metrics["total_return"] == pytest.approx(106.0 / 103.0 - 1.0)
+    grid = bt.run(tape, [[3]], trade_from_ns=int(tape.ts[4]))
+    assert grid.metrics["total_return"][0, 0] == pytest.approx(rec.metrics["total_return"])
+    pairs = bt.run_pairs(tape, np.array([[3.0]]), np.array([0]), np.array([0]), int(tape.ts[4]))
+    assert pairs["total_return"][0] == pytest.approx(rec.metrics["total_return"])
