@@ -99,7 +99,7 @@ class TickSeries:
         cls,
         batch: TickBatch,
         registry: InstrumentRegistry,
-        instruments: Sequence[int] | None = None,
+        instruments: Sequence[int] | npt.NDArray[np.int64] | None = None,
     ) -> TickSeries:
         """Group a time-ordered batch by instrument (ties keep their order).
 

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,9 @@ import numpy.typing as npt
 from tickwise.model.clients import Account, ClientBook, Portfolio
 from tickwise.model.instruments import InstrumentRegistry
 from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, Side
+
+if TYPE_CHECKING:  # for annotations only: importing the store never imports tickwise.tuning
+    from tickwise.tuning.records import CurrentParams, Retune
 
 # How far along its life an event puts an order. An order's current state is the state of its
 # event with the highest rank, so events that arrive out of order (a fill before its ack, a
@@ -243,6 +246,26 @@ class Store(ABC):
     @abstractmethod
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """A run's record (config and summary parsed), or None."""
+
+    # --- re-tuning audit trail -----------------------------------------------------------------
+
+    @abstractmethod
+    def record_retunes(self, rows: Sequence[Retune]) -> int:
+        """Append re-tuning decisions (swaps, keeps and failures) in one transaction; returns
+        rows recorded. NaN and infinite scores are stored as missing."""
+
+    @abstractmethod
+    def retune_history(
+        self, symbol: str | None = None, limit: int = 100, run_id: str | None = None
+    ) -> list[Retune]:
+        """Recorded re-tunes, newest first (by decision time, then by recording order), of one
+        symbol and/or one run, or all; at most `limit` (>= 1). Missing scores read as NaN."""
+
+    @abstractmethod
+    def current_params(self, strategy: str | None = None) -> dict[str, CurrentParams]:
+        """Per symbol with at least one re-tune (of `strategy`, or any): the live parameters
+        according to the latest swap, with the latest re-tune's time, decision and score and the
+        count of re-tunes."""
 
 
 def as_json(value: str | Mapping[str, Any]) -> str:

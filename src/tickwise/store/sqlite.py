@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,7 @@ from tickwise.model.orders import (
     Side,
 )
 from tickwise.store import sqlite_reference as reference
+from tickwise.store import sqlite_retunes as retunes
 from tickwise.store.base import (
     RANK_STRIDE,
     STATE_RANK,
@@ -47,6 +48,9 @@ from tickwise.store.base import (
     rank_keys,
 )
 from tickwise.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
+
+if TYPE_CHECKING:
+    from tickwise.tuning.records import CurrentParams, Retune
 
 _ORDER_COLUMNS = (
     "client_order_id, run_id, signal_id, client_id, venue, instrument, side, qty, price, "
@@ -486,3 +490,21 @@ class SQLiteStore(Store):
             "config": json.loads(config),
             "summary": json.loads(summary) if summary is not None else None,
         }
+
+    # --- re-tuning audit trail -----------------------------------------------------------------
+
+    def record_retunes(self, rows: Sequence[Retune]) -> int:
+        if not rows:
+            return 0
+        with self._write() as conn:
+            return retunes.write_retunes(conn, rows)
+
+    def retune_history(
+        self, symbol: str | None = None, limit: int = 100, run_id: str | None = None
+    ) -> list[Retune]:
+        with self._reading() as conn:
+            return retunes.read_history(conn, symbol, limit, run_id)
+
+    def current_params(self, strategy: str | None = None) -> dict[str, CurrentParams]:
+        with self._reading() as conn:
+            return retunes.read_current(conn, strategy)

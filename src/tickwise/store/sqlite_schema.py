@@ -10,6 +10,9 @@ Design notes:
   highest `rank_key` (see `tickwise.store.base.rank_keys`); no UPDATE per order on the hot path.
   A partial unique index allows at most one terminal event per order, so a replayed fill stream
   cannot double a fill.
+- `retunes` is the append-only audit trail of re-tuning decisions, read per symbol newest first
+  (index on symbol, ts_ns) and per run. Parameter names and values are JSON arrays; NaN and
+  infinite scores are stored as NULL.
 """
 
 from __future__ import annotations
@@ -112,6 +115,36 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX executions_by_order ON executions (client_order_id, rank_key);
         CREATE UNIQUE INDEX executions_one_terminal ON executions (client_order_id)
             WHERE state IN ({_TERMINAL});
+        """,
+    ),
+    (
+        3,
+        "re-tuning audit trail",
+        """
+        CREATE TABLE retunes (
+            seq                INTEGER PRIMARY KEY,
+            run_id             TEXT    NOT NULL,
+            instrument         INTEGER NOT NULL,
+            symbol             TEXT    NOT NULL,
+            strategy           TEXT    NOT NULL,
+            ts_ns              INTEGER NOT NULL,
+            train_from_ns      INTEGER NOT NULL,
+            train_to_ns        INTEGER NOT NULL,
+            valid_from_ns      INTEGER NOT NULL,
+            valid_to_ns        INTEGER NOT NULL,
+            param_names        TEXT    NOT NULL,
+            live_params        TEXT    NOT NULL,
+            winner_params      TEXT    NOT NULL,
+            live_score         REAL,
+            winner_score       REAL,
+            winner_train_score REAL,
+            winner_trades      INTEGER NOT NULL,
+            sets_evaluated     INTEGER NOT NULL,
+            decision           TEXT    NOT NULL CHECK (decision IN ('swap', 'keep', 'failed')),
+            reason             TEXT    NOT NULL
+        );
+        CREATE INDEX retunes_by_symbol ON retunes (symbol, ts_ns);
+        CREATE INDEX retunes_by_run ON retunes (run_id, ts_ns);
         """,
     ),
 )

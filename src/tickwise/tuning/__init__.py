@@ -1,0 +1,1 @@
+"""tickwise.tuning: walk-forward re-tuning of every instrument's strategy parameters."""
