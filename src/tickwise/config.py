@@ -106,6 +106,39 @@ class TicksConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TuningConfig:
+    """Continuous walk-forward re-tuning of every instrument (docs/tuning.md).
+
+    Each instrument is re-tuned every `every_s` seconds or `every_ticks` new ticks, whichever
+    comes first, `batch` instruments per kernel launch, over `sets` candidate parameter sets
+    sampled from the strategy's search space (`search_equity` / `search_crypto`, "name=low:high"
+    items; empty = the built-in space). The live parameters are swapped only when the winner's
+    validation score beats theirs by `margin`. The tuner runs at OS priority `nice` (19 = yield
+    to the live path) on `threads` numba threads (0 = all cores), or on a GPU when Ray has one.
+    """
+
+    enabled: bool = True
+    every_s: float = 60.0
+    every_ticks: int = 20_000
+    batch: int = 64
+    sets: int = 512
+    train_s: float = 240.0
+    valid_s: float = 60.0
+    warmup_s: float = 60.0
+    objective: str = "sharpe"
+    turnover_penalty: float = 0.0
+    margin: float = 0.5
+    min_trades: int = 2
+    min_ticks: int = 200
+    sample_s: float = 10.0
+    device: str = "auto"
+    threads: int = 0
+    nice: int = 19
+    search_equity: str = ""
+    search_crypto: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     market: MarketConfig = field(default_factory=MarketConfig)
@@ -116,6 +149,7 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     ticks: TicksConfig = field(default_factory=TicksConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
 
     @property
     def instruments(self) -> int:
@@ -155,6 +189,20 @@ TIERS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 _RANGES: dict[tuple[str, str], tuple[float, float]] = {
+    ("tuning", "every_s"): (1.0, 86_400.0),
+    ("tuning", "every_ticks"): (1, 10**12),
+    ("tuning", "batch"): (1, 100_000),
+    ("tuning", "sets"): (1, 1_000_000),
+    ("tuning", "train_s"): (1.0, 30 * 86_400.0),
+    ("tuning", "valid_s"): (1.0, 30 * 86_400.0),
+    ("tuning", "warmup_s"): (0.0, 30 * 86_400.0),
+    ("tuning", "margin"): (0.0, 1e6),
+    ("tuning", "turnover_penalty"): (0.0, 1e6),
+    ("tuning", "min_trades"): (0, 10**9),
+    ("tuning", "min_ticks"): (1, 10**12),
+    ("tuning", "sample_s"): (0.001, 86_400.0),
+    ("tuning", "threads"): (0, 1024),
+    ("tuning", "nice"): (0, 19),
     ("run", "duration_s"): (0.1, 7 * 86_400),
     ("market", "stocks"): (0, 8000),
     ("market", "crypto"): (0, 8000),
@@ -177,6 +225,8 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
 }
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("run", "tier"): tuple(TIERS),
+    ("tuning", "device"): ("auto", "cpu", "gpu"),
+    ("tuning", "objective"): ("sharpe", "sortino", "return_drawdown", "return"),
 }
 
 

@@ -10,6 +10,7 @@ by one stage was received by the next (the drain check).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -53,6 +54,7 @@ class FeedActor:
         seed: int,
         recorder: ActorHandle | None = None,
         record_every_s: float = 1.0,
+        taps: Sequence[ActorHandle] = (),
     ) -> None:
         self._source = make_source()
         self._validator = make_validator()
@@ -72,6 +74,7 @@ class FeedActor:
         # Recording: validated ticks are gathered here and sent to the recorder about once a
         # second (one remote call instead of one per batch), fire-and-forget.
         self._recorder = recorder
+        self._taps = list(taps)  # more consumers of the validated ticks (the tuner)
         self._record_every_s = record_every_s
         self._record_buffer: list[TickBatch] = []
         self._record_rows = 0
@@ -168,7 +171,7 @@ class FeedActor:
 
     def _record(self, good: TickBatch) -> None:
         """Keep validated ticks for the recorder; send them when a second has passed."""
-        if self._recorder is None or len(good) == 0:
+        if (self._recorder is None and not self._taps) or len(good) == 0:
             return
         self._record_buffer.append(good)
         self._record_rows += len(good)
@@ -178,13 +181,18 @@ class FeedActor:
 
     def _send_recording(self) -> ray.ObjectRef | None:
         self._record_sent_at = time.monotonic()
-        if self._recorder is None or not self._record_buffer:
+        if (self._recorder is None and not self._taps) or not self._record_buffer:
             return None
         batch = TickBatch.concat(self._record_buffer)
         self._record_buffer = []
         self._record_rows = 0
+        ref = ray.put(batch)  # one copy in the object store for every consumer
+        for tap in self._taps:
+            tap.append.remote(ref)
+        if self._recorder is None:
+            return None
         self._record_counters["ticks_to_recorder"] += len(batch)
-        return self._recorder.append.remote(batch)
+        return self._recorder.append.remote(ref)
 
     async def _finish_recording(self) -> None:
         """Send what is left and wait until the recorder has it (so a flush comes after)."""
@@ -211,6 +219,97 @@ class FeedActor:
             "timer": self._timer,
             "running": self._running,
         }
+
+
+@ray.remote(num_cpus=0)
+class TunerActor:
+    """Re-tunes every instrument on a schedule and hot-swaps winners into the strategy shards.
+
+    The feed hands it the validated ticks about once a second (`append`); `run` loops: take
+    the instruments that are due, run the walk-forward search in a worker thread (the numba
+    kernels release the GIL, so ticks keep arriving), send each swap to the owning shard's
+    `set_params` (an actor call, so it lands between two batches: no tick is lost or seen
+    twice), and record every decision in the store. The search runs at a low OS priority
+    (`nice`), so on a small machine the live path's threads always come first. Any failure is
+    counted and logged; the live parameters stay.
+    """
+
+    def __init__(
+        self,
+        make_tuner: Callable[[], Any],
+        shards: Sequence[ActorHandle],
+        shard_of_instrument: npt.NDArray[np.int64],
+        make_store: Callable[[], Any],
+        threads: int,
+        nice: int,
+    ) -> None:
+        self._nice = nice
+        _lower_priority(nice)
+        if threads > 0:
+            import numba
+
+            numba.set_num_threads(min(threads, numba.get_num_threads()))
+        self._tuner = make_tuner()
+        self._shards = list(shards)
+        self._shard_of = shard_of_instrument
+        self._store = make_store()
+        self._stop = False
+        self._started = time.monotonic()
+        self._counters = {"swaps_sent": 0, "swap_errors": 0, "store_errors": 0, "rounds": 0}
+
+    async def append(self, batch: TickBatch) -> None:
+        self._tuner.append(batch)
+
+    async def run(self) -> None:
+        self._started = time.monotonic()
+        while not self._stop:
+            due = self._tuner.due()
+            if due.size == 0:
+                await asyncio.sleep(0.25)
+                continue
+            records = await asyncio.to_thread(self._round, due)
+            self._counters["rounds"] += 1
+            swaps = [r for r in records if r.decision == "swap"]
+            results = await asyncio.gather(
+                *[
+                    self._shards[int(self._shard_of[r.instrument])].set_params.remote(
+                        r.instrument, np.asarray(r.winner_params, np.float64)
+                    )
+                    for r in swaps
+                ],
+                return_exceptions=True,
+            )
+            failed = sum(1 for x in results if isinstance(x, BaseException))
+            self._counters["swaps_sent"] += len(swaps) - failed
+            self._counters["swap_errors"] += failed
+            try:
+                await asyncio.to_thread(self._store.record_retunes, records)
+            except Exception:
+                self._counters["store_errors"] += 1
+
+    def _round(self, due: npt.NDArray[np.int64]) -> list[Any]:
+        _lower_priority(self._nice)  # numba starts its worker threads on first use
+        return list(self._tuner.tune(due))
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def stats(self) -> Stats:
+        elapsed = time.monotonic() - self._started
+        return {"tuning": self._tuner.summary(elapsed), "counters": dict(self._counters)}
+
+
+def _lower_priority(nice: int) -> None:
+    """Give every thread of this process the OS priority `nice` (Linux; elsewhere a no-op)."""
+    import os
+
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return
+    for tid in tids:
+        with contextlib.suppress(OSError):  # a thread that just ended
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
 
 
 @ray.remote(num_cpus=0)

@@ -41,6 +41,7 @@ from tickwise.engine.actors import (
     LedgerActor,
     StrategyShardActor,
     TickRecorderActor,
+    TunerActor,
     VenueRouterActor,
 )
 from tickwise.engine.panel import LivePanel
@@ -58,6 +59,7 @@ class Actors:
     routers: dict[Venue, list[ActorHandle]]
     ledger: ActorHandle
     recorder: ActorHandle | None = None
+    tuner: ActorHandle | None = None
 
     @property
     def all_routers(self) -> list[ActorHandle]:
@@ -136,6 +138,19 @@ class Engine:
                     cfg.ticks.flush_rows,
                 )
             )
+        tuner = None
+        if cfg.tuning.enabled:
+            # The tuner asks Ray for a GPU when the cluster has one (its kernels then run there);
+            # otherwise it takes no CPU reservation and runs at a low OS priority.
+            gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+            tuner = TunerActor.options(num_gpus=gpus).remote(  # type: ignore[attr-defined]
+                world.tuner_factory(),
+                shards,
+                world.shard_of_instrument,
+                world.make_store,
+                cfg.tuning.threads,
+                cfg.tuning.nice,
+            )
         feed = FeedActor.remote(  # type: ignore[attr-defined]
             world.make_source,
             world.make_validator,
@@ -147,16 +162,20 @@ class Engine:
             cfg.engine.max_inflight_batches,
             cfg.run.seed,
             recorder,
+            1.0,
+            [tuner] if tuner is not None else [],
         )
         everyone = [ledger, *allocators, *[r for rs in routers.values() for r in rs], *shards]
         if recorder is not None:
             everyone.append(recorder)
+        if tuner is not None:
+            everyone.append(tuner)
         ray.get([a.stats.remote() for a in everyone] + [feed.stats.remote()])
         ray.get([r.start.remote() for rs in routers.values() for r in rs])
         if cfg.strategy.warmup_s > 0:
             played = ray.get(feed.warm_up.remote(cfg.strategy.warmup_s))
             log.info("strategies warmed on %d ticks of history", played)
-        return Actors(feed, shards, allocators, routers, ledger, recorder)
+        return Actors(feed, shards, allocators, routers, ledger, recorder, tuner)
 
     def request_stop(self) -> None:
         self._stop_requested = True
@@ -178,6 +197,7 @@ class Engine:
         previous = _install_sigint(self.request_stop)
         started = time.monotonic()
         done_ref: Any = actors.feed.run.remote(cfg.run.duration_s, burst)
+        tuning_ref: Any = actors.tuner.run.remote() if actors.tuner is not None else None
         try:
             while True:
                 ready, _ = ray.wait([done_ref], timeout=1.0)
@@ -190,6 +210,12 @@ class Engine:
                     self._stop_requested = False
             ray.get(done_ref)
             elapsed = time.monotonic() - started
+            if actors.tuner is not None:
+                actors.tuner.stop.remote()  # a round in flight finishes; no new one starts
+                try:
+                    ray.get(tuning_ref, timeout=cfg.engine.drain_timeout_s)
+                except (ray.exceptions.RayError, TimeoutError) as exc:
+                    log.warning("tuner did not stop cleanly: %s", exc)
             drained = self.drain(cfg.engine.drain_timeout_s)
             summary = self._summarise(elapsed, drained)
         finally:
@@ -208,7 +234,10 @@ class Engine:
             "routers": [r.stats.remote() for r in a.all_routers],
             "ledger": a.ledger.stats.remote(),
         }
+        if a.tuner is not None:
+            refs["tuner"] = a.tuner.stats.remote()
         return {
+            "tuner": ray.get(refs["tuner"]) if "tuner" in refs else None,
             "feed": ray.get(refs["feed"]),
             "shards": ray.get(refs["shards"]),
             "allocators": ray.get(refs["allocators"]),
@@ -266,6 +295,10 @@ class Engine:
         summary["drained"] = drained
         summary["run_id"] = self.run_id
         summary["tick_store"] = self._recording_summary(snap["feed"])
+        tuner = snap.get("tuner")
+        summary["tuning"] = (
+            {**tuner["tuning"], **tuner["counters"]} if tuner is not None else {"enabled": False}
+        )
         return summary
 
     def _recording_summary(self, feed: dict[str, Any]) -> dict[str, Any]:
@@ -295,6 +328,7 @@ class Engine:
                 *self.actors.all_routers,
                 self.actors.ledger,
                 *([self.actors.recorder] if self.actors.recorder is not None else []),
+                *([self.actors.tuner] if self.actors.tuner is not None else []),
             ]:
                 ray.kill(handle)
             self.actors = None

@@ -55,8 +55,9 @@ class LivePanel:
             rates = {k: (v - self._last[1].get(k, 0)) / dt for k, v in totals.items()}
         self._last = (elapsed_s, totals)
         timer = merged_timer([snap["feed"], *snap["shards"], *snap["allocators"], *snap["routers"]])
+        tuning = (snap.get("tuner") or {}).get("tuning")
         if self._live is not None:
-            self._live.update(_table(elapsed_s, totals, rates, timer))
+            self._live.update(_table(elapsed_s, totals, rates, timer, tuning))
         elif time.monotonic() - self._last_line >= self._line_every_s:
             self._last_line = time.monotonic()
             ack = timer.histograms.get("ack")
@@ -71,9 +72,17 @@ class LivePanel:
                 f"[{elapsed_s:6.1f}s] ticks/s {rates['ticks']:>9,.0f}  "
                 f"signals/s {rates['signals']:>6,.0f}  orders/s {rates['orders']:>8,.0f}  "
                 f"ack p99 (last {self._line_every_s:g} s) {p99:7.1f} ms  "
-                f"rejects {totals['rejects']:,}  errors {totals['errors']}",
+                f"rejects {totals['rejects']:,}  errors {totals['errors']}"
+                + (f"  {_tuning_line(tuning)}" if tuning else ""),
                 highlight=False,
             )
+
+
+def _tuning_line(t: dict[str, Any]) -> str:
+    return (
+        f"re-tunes {t['runs']:,} swaps {t['swaps']:,} instruments {t['instruments_tuned']:,}"
+        f"/{t['instruments']:,} period p50 {t['median_period_s']:.0f} s"
+    )
 
 
 def _totals(snap: dict[str, Any]) -> dict[str, int]:
@@ -91,7 +100,13 @@ def _totals(snap: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def _table(elapsed: float, totals: dict[str, int], rates: dict[str, float], timer: Any) -> Table:
+def _table(
+    elapsed: float,
+    totals: dict[str, int],
+    rates: dict[str, float],
+    timer: Any,
+    tuning: dict[str, Any] | None = None,
+) -> Table:
     table = Table(title=f"tickwise — live, {elapsed:,.0f} s", expand=False)
     table.add_column("flow")
     table.add_column("total", justify="right")
@@ -106,4 +121,13 @@ def _table(elapsed: float, totals: dict[str, int], rates: dict[str, float], time
             table.add_row(
                 stage, f"{hist.percentile_ns(50) / 1e6:.2f}", f"{hist.percentile_ns(99) / 1e6:.2f}"
             )
+    if tuning:
+        table.add_section()
+        table.add_row("[b]tuning[/b]", "total", "")
+        table.add_row("re-tunes / swaps", f"{tuning['runs']:,} / {tuning['swaps']:,}", "")
+        table.add_row(
+            "instruments tuned", f"{tuning['instruments_tuned']:,} / {tuning['instruments']:,}", ""
+        )
+        table.add_row("period p50 / p99 s", f"{tuning['median_period_s']:.0f} / "
+                      f"{tuning['p99_period_s']:.0f}", "")  # fmt: skip
     return table

@@ -31,6 +31,8 @@ from tickwise.store.base import Store
 from tickwise.store.seeding import seed_clients
 from tickwise.strategy import get_strategy
 from tickwise.strategy.shard import StrategyShard
+from tickwise.tuning.tuner import Tuner, TunerConfig
+from tickwise.tuning.walkforward import WalkForwardConfig
 from tickwise.venues.sim import SimVenue, SimVenueConfig
 
 
@@ -82,6 +84,45 @@ class World:
         names = [name for name, _ in choices]
         params = [vec for _, vec in choices]
         return partial(StrategyShard, mine, names, params)
+
+    def tuner_factory(self) -> Callable[[], Tuner]:
+        """The tuner of every instrument, starting from the parameters the shards start with."""
+        t = self.config.tuning
+        groups: dict[str, tuple[list[int], list[npt.NDArray[np.float64]]]] = {}
+        for i in range(len(self.registry)):
+            name, vec = self._strategy_of(i)
+            members, params = groups.setdefault(name, ([], []))
+            members.append(i)
+            params.append(vec)
+        strategies = {n: (np.array(m), np.stack(p)) for n, (m, p) in groups.items()}
+        search = {}
+        for cls, text in (
+            (AssetClass.EQUITY, t.search_equity),
+            (AssetClass.CRYPTO, t.search_crypto),
+        ):
+            if text:
+                search[self.strategies[cls][0]] = text
+        cfg = TunerConfig(
+            every_s=t.every_s,
+            every_ticks=t.every_ticks,
+            batch=t.batch,
+            sets=t.sets,
+            search=search,
+            seed=self.config.run.seed,
+            device=t.device,
+            sample_s=t.sample_s,
+            walk=WalkForwardConfig(
+                train_s=t.train_s,
+                valid_s=t.valid_s,
+                warmup_s=t.warmup_s,
+                objective=t.objective,
+                turnover_penalty=t.turnover_penalty,
+                margin=t.margin,
+                min_trades=t.min_trades,
+                min_ticks=t.min_ticks,
+            ),
+        )
+        return partial(Tuner, self.registry, strategies, cfg, None, self.run_id)
 
     def router_specs(self) -> dict[Venue, list[Callable[[], SimVenue]]]:
         """One venue simulator per (venue, lane); a lane is `client % routers_per_venue`."""
