@@ -172,6 +172,16 @@ TIERS: dict[str, dict[str, dict[str, Any]]] = {
             "warmup_s": 60.0,
         },
         "engine": {"strategy_shards": 1, "allocators": 1},
+        # Short windows and a small grid, so a 10-20 s run re-tunes every instrument.
+        "tuning": {
+            "every_s": 5.0,
+            "sets": 64,
+            "train_s": 30.0,
+            "valid_s": 10.0,
+            "warmup_s": 10.0,
+            "min_ticks": 30,
+            "sample_s": 2.0,
+        },
     },
     "dev": {
         "run": {"tier": "dev", "duration_s": 60.0},

@@ -64,6 +64,20 @@ def test_tiny_run_keeps_every_invariant(local_ray: None, tmp_path: Path) -> None
         store.close()
     assert stats["journaled"] == summary["orders"]["journaled"]
     assert stats["duplicate_client_order_ids"] == 0
+    # The tuner re-tuned every instrument while the run went on, and the store has every row.
+    tuning = summary["tuning"]
+    assert tuning["instruments_tuned"] == summary["instruments"], tuning
+    assert tuning["errors"] == 0 and tuning["store_errors"] == 0, tuning
+    assert tuning["swaps_sent"] == tuning["swaps"], tuning
+    store = open_store(config.store.url)
+    try:
+        rows = store.retune_history(limit=100_000, run_id=summary["run_id"])
+        live = store.current_params("trend")
+    finally:
+        store.close()
+    assert len(rows) == tuning["runs"]
+    assert sum(1 for r in rows if r.decision == "swap") == tuning["swaps"]
+    assert len(live) == summary["instruments"]
 
 
 def test_malformed_ticks_are_counted_and_the_run_goes_on(local_ray: None, tmp_path: Path) -> None:
