@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tickwise.cli import format_age, main, param_change
+from tickwise.cli import main
 from tickwise.store import SQLiteStore
+from tickwise.tuning.cli import format_age, param_change
 from tickwise.tuning.records import Retune
 
 S = 1_000_000_000
