@@ -114,7 +114,8 @@ class TuningConfig:
     sampled from the strategy's search space (`search_equity` / `search_crypto`, "name=low:high"
     items; empty = the built-in space). The live parameters are swapped only when the winner's
     validation score beats theirs by `margin`. The tuner runs at OS priority `nice` (19 = yield
-    to the live path) on `threads` numba threads (0 = all cores), or on a GPU when Ray has one.
+    to the live path) on `threads` numba threads (0 = all cores but one), or on a GPU when Ray has
+    one.
     """
 
     enabled: bool = True

@@ -246,10 +246,15 @@ class TunerActor:
     ) -> None:
         self._nice = nice
         _lower_priority(nice)
-        if threads > 0:
-            import numba
+        import os
 
-            numba.set_num_threads(min(threads, numba.get_num_threads()))
+        import numba
+
+        # 0 = every core but one: one core is left to the live path even at idle priority
+        # (measured on 2 cores: the search's second thread cost the live path more than it
+        # added to the tuning rate).
+        wanted = threads if threads > 0 else max(1, (os.cpu_count() or 2) - 1)
+        numba.set_num_threads(max(1, min(wanted, numba.get_num_threads())))
         self._tuner = make_tuner()
         self._shards = list(shards)
         self._shard_of = shard_of_instrument
