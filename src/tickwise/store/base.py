@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tickwise.model.clients import Account, ClientBook, Portfolio
-from tickwise.model.instruments import InstrumentRegistry
+from tickwise.model.instruments import InstrumentRegistry, Venue
 from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, Side
 
 if TYPE_CHECKING:  # for annotations only: importing the store never imports tickwise.tuning
@@ -115,6 +115,26 @@ class OrderRecord:
     avg_fill_price: float
     fees: float
     ts_journal: int
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedCredential:
+    """One client's credentials at one venue as the store keeps them: the public fields in clear,
+    the secret fields only as AES-GCM ciphertext (see `tickwise.venues.credentials`).
+
+    `kind` names the credential shape (`CredentialKind` value); `master_key_id` names the master
+    key that sealed the row, so a key rotation can be staged row by row.
+    """
+
+    client_id: int
+    venue: Venue
+    kind: str
+    key_id: str
+    account_id: str
+    nonce: bytes = field(repr=False)
+    ciphertext: bytes = field(repr=False)
+    master_key_id: str
+    updated_ns: int
 
 
 class StoreError(RuntimeError):
@@ -266,6 +286,24 @@ class Store(ABC):
         """Per symbol with at least one re-tune (of `strategy`, or any): the live parameters
         according to the latest swap, with the latest re-tune's time, decision and score and the
         count of re-tunes."""
+
+    # --- venue credentials (ciphertext only) ---------------------------------------------------
+
+    @abstractmethod
+    def save_credentials(self, rows: Sequence[EncryptedCredential]) -> int:
+        """Insert or replace credentials, keyed by (client, venue), in one transaction; returns
+        rows written. The store only ever sees ciphertext."""
+
+    @abstractmethod
+    def load_credentials(
+        self, client_ids: npt.ArrayLike, venue: Venue
+    ) -> list[EncryptedCredential]:
+        """The stored credentials of `client_ids` at `venue`, by ascending client id; clients
+        without credentials there are left out (one call serves a whole router lane)."""
+
+    @abstractmethod
+    def credential_count(self, venue: Venue | None = None) -> int:
+        """How many credentials are stored (at one venue, or at all)."""
 
 
 def as_json(value: str | Mapping[str, Any]) -> str:

@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from tickwise.model.clients import ClientBook, Portfolio
 from tickwise.model.ids import COID_LEN
-from tickwise.model.instruments import InstrumentRegistry
+from tickwise.model.instruments import InstrumentRegistry, Venue
 from tickwise.model.orders import (
     COID_DTYPE,
     ExecutionBatch,
@@ -34,12 +34,14 @@ from tickwise.model.orders import (
     RejectReason,
     Side,
 )
+from tickwise.store import sqlite_credentials as credentials
 from tickwise.store import sqlite_reference as reference
 from tickwise.store import sqlite_retunes as retunes
 from tickwise.store.base import (
     RANK_STRIDE,
     STATE_RANK,
     ClientUniverse,
+    EncryptedCredential,
     OrderRecord,
     PositionRows,
     Store,
@@ -508,3 +510,21 @@ class SQLiteStore(Store):
     def current_params(self, strategy: str | None = None) -> dict[str, CurrentParams]:
         with self._reading() as conn:
             return retunes.read_current(conn, strategy)
+
+    # --- venue credentials (ciphertext only) ---------------------------------------------------
+
+    def save_credentials(self, rows: Sequence[EncryptedCredential]) -> int:
+        if not rows:
+            return 0
+        with self._write() as conn:
+            return credentials.write_credentials(conn, rows)
+
+    def load_credentials(
+        self, client_ids: npt.ArrayLike, venue: Venue
+    ) -> list[EncryptedCredential]:
+        with self._reading() as conn:
+            return credentials.read_credentials(conn, client_ids, venue)
+
+    def credential_count(self, venue: Venue | None = None) -> int:
+        with self._reading() as conn:
+            return credentials.count_credentials(conn, venue)

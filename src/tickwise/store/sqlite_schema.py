@@ -13,6 +13,9 @@ Design notes:
 - `retunes` is the append-only audit trail of re-tuning decisions, read per symbol newest first
   (index on symbol, ts_ns) and per run. Parameter names and values are JSON arrays; NaN and
   infinite scores are stored as NULL.
+- `credentials` holds one row per (client, venue): the public parts (key id, account id) in clear
+  and the secret parts as AES-GCM ciphertext with its nonce and the id of the master key that
+  sealed it. Plaintext secrets never reach the store.
 """
 
 from __future__ import annotations
@@ -145,6 +148,25 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         CREATE INDEX retunes_by_symbol ON retunes (symbol, ts_ns);
         CREATE INDEX retunes_by_run ON retunes (run_id, ts_ns);
+        """,
+    ),
+    (
+        4,
+        "venue credentials, encrypted at rest",
+        """
+        CREATE TABLE credentials (
+            client_id     INTEGER NOT NULL,
+            venue         INTEGER NOT NULL,
+            kind          TEXT    NOT NULL,
+            key_id        TEXT    NOT NULL,
+            account_id    TEXT    NOT NULL,
+            nonce         BLOB    NOT NULL,
+            ciphertext    BLOB    NOT NULL,
+            master_key_id TEXT    NOT NULL,
+            updated_ns    INTEGER NOT NULL,
+            PRIMARY KEY (client_id, venue)
+        ) WITHOUT ROWID;
+        CREATE INDEX credentials_by_master_key ON credentials (master_key_id);
         """,
     ),
 )

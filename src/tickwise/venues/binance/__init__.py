@@ -1,0 +1,61 @@
+"""Binance Spot adapter building blocks: request signing, symbol filters, error mapping."""
+
+from tickwise.venues.binance.errors import (
+    ERRORS,
+    BinanceError,
+    ErrorRule,
+    error_from_response,
+    error_from_timeout,
+    reject_reason,
+)
+from tickwise.venues.binance.filters import (
+    ExchangeInfoError,
+    Filter,
+    Grid,
+    SymbolRules,
+    check_orders,
+    failed_filter,
+    format_steps,
+    parse_exchange_info,
+    round_price,
+    round_quantity,
+    symbol_indices,
+)
+from tickwise.venues.binance.signing import (
+    API_KEY_HEADER,
+    ServerClock,
+    SigningError,
+    SigningKey,
+    encode_query,
+    sign_ed25519,
+    sign_hmac,
+    signed_query,
+)
+
+__all__ = [
+    "API_KEY_HEADER",
+    "ERRORS",
+    "BinanceError",
+    "ErrorRule",
+    "ExchangeInfoError",
+    "Filter",
+    "Grid",
+    "ServerClock",
+    "SigningError",
+    "SigningKey",
+    "SymbolRules",
+    "check_orders",
+    "encode_query",
+    "error_from_response",
+    "error_from_timeout",
+    "failed_filter",
+    "format_steps",
+    "parse_exchange_info",
+    "reject_reason",
+    "round_price",
+    "round_quantity",
+    "sign_ed25519",
+    "sign_hmac",
+    "signed_query",
+    "symbol_indices",
+]
