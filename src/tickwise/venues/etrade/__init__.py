@@ -1,0 +1,53 @@
+"""E*Trade v1 adapter building blocks: OAuth 1.0a signing and token lifetime, error mapping."""
+
+from tickwise.venues.etrade.errors import (
+    EtradeError,
+    EtradeErrorKind,
+    error_from_response,
+    parse_error_body,
+    reject_reason,
+)
+from tickwise.venues.etrade.oauth import (
+    ConsumerCredentials,
+    OAuthEndpoints,
+    OAuthResponseError,
+    SignedRequest,
+    TokenCredentials,
+    TokenResponse,
+    TokenState,
+    access_token_request,
+    authorization_header,
+    authorize_url,
+    hmac_sha1_signature,
+    parse_token_response,
+    percent_encode,
+    renew_request,
+    request_token_request,
+    revoke_request,
+    signature_base_string,
+)
+
+__all__ = [
+    "ConsumerCredentials",
+    "EtradeError",
+    "EtradeErrorKind",
+    "OAuthEndpoints",
+    "OAuthResponseError",
+    "SignedRequest",
+    "TokenCredentials",
+    "TokenResponse",
+    "TokenState",
+    "access_token_request",
+    "authorization_header",
+    "authorize_url",
+    "error_from_response",
+    "hmac_sha1_signature",
+    "parse_error_body",
+    "parse_token_response",
+    "percent_encode",
+    "reject_reason",
+    "renew_request",
+    "request_token_request",
+    "revoke_request",
+    "signature_base_string",
+]
