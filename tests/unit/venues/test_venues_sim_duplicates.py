@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import AAPL, BTC, MS, T0, OrderFactory
+from venue_orders import AAPL, BTC, MS, T0, OrderFactory
 
 from tickwise.model.instruments import InstrumentRegistry, Venue
 from tickwise.model.orders import OrderState, RejectReason

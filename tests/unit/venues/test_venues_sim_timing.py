@@ -6,7 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
-from conftest import AAPL, BTC, MS, T0, OrderFactory
+from venue_orders import AAPL, BTC, MS, T0, OrderFactory
 
 from tickwise.model.ids import ClientOrderId
 from tickwise.model.instruments import InstrumentRegistry, Venue
