@@ -25,6 +25,7 @@ from rich.table import Table
 
 from tickwise import __version__
 from tickwise.config import Config, ConfigError, load, scale_instruments
+from tickwise.errors import one_line
 
 if TYPE_CHECKING:
     from tickwise.data.tickstore import TickStore
@@ -235,14 +236,9 @@ def cmd_data(args: argparse.Namespace, console: Console) -> int:
         if args.data_command == "compact":
             return cmd_data_compact(store, args.date, args.symbol, console)
     except (ConfigError, TickImportError, TickStoreError, OSError) as exc:
-        print(f"tickwise data {args.data_command}: {_one_line(exc)}", file=sys.stderr)
+        print(f"tickwise data {args.data_command}: {one_line(exc)}", file=sys.stderr)
         return 2
     raise AssertionError(f"unhandled data command {args.data_command}")  # pragma: no cover
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _tick_store(config: Config, explicit: str | None) -> TickStore:

@@ -45,6 +45,7 @@ from tickwise.backtest.report import (
     write_report,
 )
 from tickwise.backtest.series import BacktestInputError, TickSeries
+from tickwise.errors import one_line
 from tickwise.model.instruments import AssetClass, Instrument, InstrumentRegistry
 from tickwise.strategy.api import StrategySpec
 
@@ -114,16 +115,11 @@ def cmd_backtest(args: argparse.Namespace, console: Console) -> int:
     try:
         return _backtest(args, console)
     except (ValueError, OSError) as exc:  # BacktestInputError, TickStoreError, unwritable files
-        print(f"tickwise backtest: {_one_line(exc)}", file=sys.stderr)
+        print(f"tickwise backtest: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tickwise backtest: interrupted", file=sys.stderr)
         return 130
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 # -- inputs ---------------------------------------------------------------------------------------

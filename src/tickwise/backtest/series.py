@@ -78,6 +78,24 @@ class TickSeries:
             self.kind[lo:hi].astype(np.uint8),
         )
 
+    def select(self, keep: Sequence[int] | npt.NDArray[np.int64]) -> TickSeries:
+        """The instruments at positions `keep`, in that order."""
+        parts = []
+        for k in np.asarray(keep, np.int64):
+            lo, hi = int(self.offsets[k]), int(self.offsets[k + 1])
+            parts.append(
+                TickSeries(
+                    (self.symbols[k],),
+                    np.array([0, hi - lo], np.int64),
+                    self.ts[lo:hi],
+                    self.price[lo:hi],
+                    self.size[lo:hi],
+                    self.kind[lo:hi],
+                    self.asset_class[k : k + 1],
+                )
+            )
+        return TickSeries.concat(parts)
+
     def until(self, ts_ns: int) -> TickSeries:
         """The same instruments with every tick after `ts_ns` removed (for look-ahead checks)."""
         keep = self.ts <= ts_ns

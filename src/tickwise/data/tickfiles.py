@@ -23,6 +23,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tickwise.errors import one_line
+
 MAX_NS = 2**63 - 1
 SCHEMA = pa.schema(
     [
@@ -55,11 +57,6 @@ class PartFile:
     first_ns: int
     last_ns: int
     rows: int
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def part_name(first_ns: int, last_ns: int, rows: int) -> str:

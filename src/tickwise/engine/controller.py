@@ -162,8 +162,7 @@ class Engine:
             cfg.engine.max_inflight_batches,
             cfg.run.seed,
             recorder,
-            1.0,
-            [tuner] if tuner is not None else [],
+            taps=[tuner] if tuner is not None else [],
         )
         everyone = [ledger, *allocators, *[r for rs in routers.values() for r in rs], *shards]
         if recorder is not None:

@@ -17,14 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from tickwise.config import ConfigError, load
+from tickwise.errors import one_line
 
 if TYPE_CHECKING:
     from tickwise.store import Store
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def add_params_parser(sub: Any) -> None:
@@ -74,10 +70,10 @@ def cmd_params(args: argparse.Namespace, console: Console, now_ns: int | None = 
         finally:
             store.close()
     except ConfigError as exc:
-        print(f"tickwise params {args.params_command}: {_one_line(exc)}", file=sys.stderr)
+        print(f"tickwise params {args.params_command}: {one_line(exc)}", file=sys.stderr)
         return 2
     except (ValueError, OSError, sqlite3.Error, StoreError, NotImplementedError) as exc:
-        message = f"store {url}: {_one_line(exc)}"
+        message = f"store {url}: {one_line(exc)}"
         print(f"tickwise params {args.params_command}: {message}", file=sys.stderr)
         return 2
     raise AssertionError(f"unhandled params command {args.params_command}")  # pragma: no cover

@@ -23,6 +23,7 @@ import numpy.typing as npt
 from tickwise.backtest.costs import FillModel
 from tickwise.backtest.grid import GridBacktester
 from tickwise.model.instruments import InstrumentRegistry
+from tickwise.model.ticks import TickBatch
 from tickwise.strategy.api import get_strategy
 from tickwise.tuning.records import Retune
 from tickwise.tuning.space import sample_sets
@@ -119,8 +120,8 @@ class Tuner:
         group = self._groups[int(self._group_of[instrument])]
         return group.live[instrument].copy()
 
-    def append(self, batch: object) -> None:
-        self.window.append(batch)  # type: ignore[arg-type]
+    def append(self, batch: TickBatch) -> None:
+        self.window.append(batch)
 
     # ------------------------------------------------------------------ schedule
 

@@ -109,7 +109,8 @@ def walk_forward(
         outcomes[int(k)] = Outcome(int(k), "failed", reason, np.empty(0), nan, 0, nan, nan)
     chosen = np.flatnonzero(ok)
     if chosen.size:
-        train = _subset(series, chosen).until(windows.valid_from_ns - 1)
+        full = series.select(chosen)  # the instruments with enough ticks, whole window
+        train = full.until(windows.valid_from_ns - 1)
         result = bt.run(
             train, sets, cfg.objective, cfg.turnover_penalty, trade_from_ns=windows.train_from_ns
         )
@@ -117,7 +118,6 @@ def walk_forward(
         ranked = np.where(trades >= cfg.min_trades, result.score, -np.inf)
         best = np.argmax(ranked, axis=1)
         # validation: winner and live of each instrument, pairs (k, set) over the whole window
-        full = _subset(series, chosen)
         pair_sets = np.concatenate([sets[best], live[chosen]])
         pair_k = np.concatenate([np.arange(chosen.size), np.arange(chosen.size)])
         metrics = bt.run_pairs(
@@ -141,20 +141,3 @@ def walk_forward(
                 int(k), decision, reason, winner, w_train, int(trades[i, b]), w_valid, l_valid
             )
     return [outcomes[k] for k in range(n)]
-
-
-def _subset(series: TickSeries, keep: npt.NDArray[np.int64]) -> TickSeries:
-    """The instruments `keep` of a series (in that order)."""
-    parts = [
-        TickSeries(
-            (series.symbols[k],),
-            np.array([0, series.offsets[k + 1] - series.offsets[k]], np.int64),
-            series.ts[series.offsets[k] : series.offsets[k + 1]],
-            series.price[series.offsets[k] : series.offsets[k + 1]],
-            series.size[series.offsets[k] : series.offsets[k + 1]],
-            series.kind[series.offsets[k] : series.offsets[k + 1]],
-            series.asset_class[k : k + 1],
-        )
-        for k in keep
-    ]
-    return TickSeries.concat(parts)
