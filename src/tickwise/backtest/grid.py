@@ -206,6 +206,21 @@ class GridBacktester:
             raise BacktestInputError("--device gpu: no CUDA GPU is visible to numba")
         return "gpu" if available else "cpu"
 
+    def compile(self) -> None:
+        """Compile the grid and pairs kernels now (on two ticks), not on the first real run."""
+        tiny = TickSeries(
+            symbols=("compile",),
+            offsets=np.array([0, 2], np.int64),
+            ts=np.array([0, 1_000_000_000], np.int64),
+            price=np.array([100.0, 100.0]),
+            size=np.ones(2),
+            kind=np.zeros(2, np.int64),
+            asset_class=np.zeros(1, np.uint8),
+        )
+        sets = self.spec.defaults()[None, :]
+        self.run(tiny, sets)
+        self.run_pairs(tiny, sets, np.zeros(1, np.int64), np.zeros(1, np.int64))
+
     # ------------------------------------------------------------------ inputs
 
     def param_sets(self, grid: str | npt.ArrayLike) -> npt.NDArray[np.float64]:

@@ -256,6 +256,7 @@ class TunerActor:
         wanted = threads if threads > 0 else max(1, (os.cpu_count() or 2) - 1)
         numba.set_num_threads(max(1, min(wanted, numba.get_num_threads())))
         self._tuner = make_tuner()
+        self._tuner.compile()  # here, before the live run starts (the engine waits for it)
         self._shards = list(shards)
         self._shard_of = shard_of_instrument
         self._store = make_store()

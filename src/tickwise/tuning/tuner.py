@@ -116,6 +116,12 @@ class Tuner:
     def device(self) -> str:
         return self._groups[0].bt.device if self._groups else "cpu"
 
+    def compile(self) -> None:
+        """Compile every strategy's kernels before going live: a first re-tune that compiles
+        would take seconds of CPU from the live path and delay every instrument's first turn."""
+        for group in self._groups:
+            group.bt.compile()
+
     def live_params(self, instrument: int) -> npt.NDArray[np.float64]:
         group = self._groups[int(self._group_of[instrument])]
         return group.live[instrument].copy()
