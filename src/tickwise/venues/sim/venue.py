@@ -167,7 +167,7 @@ class SimVenue:
     async def cancel(self, client_order_id: ClientOrderId) -> None:
         """Cancel an order still in flight; a no-op for one already answered."""
         target = client_order_id.encode("ascii")
-        if self._pending.cancel(target):
+        if self.cancel_in_flight(target):
             return
         if self._find_in_history(target) is None:
             code, text = VENUE_ORDER_NOT_FOUND[self.venue]
@@ -194,6 +194,39 @@ class SimVenue:
 
     def pending(self) -> int:
         return len(self._pending.orders)
+
+    # -- single-account views (the protocol servers answer one account at a time) ----------
+
+    def static_rejects(self, orders: OrderBatch) -> npt.NDArray[np.int8]:
+        """What `accept` would refuse on receipt, decided now, without taking the orders."""
+        rows = np.searchsorted(self._client, orders.client)
+        known = rows < self._client.size
+        known[known] = self._client[rows[known]] == orders.client[known]
+        return self._rules.static_rejects(orders, known)
+
+    def cancel_in_flight(self, client_order_id: bytes) -> bool:
+        """Mark orders still in flight with this id canceled (answered CANCELED when due);
+        False when none is in flight."""
+        return self._pending.cancel(client_order_id)
+
+    def has_account(self, client: int) -> bool:
+        row = int(np.searchsorted(self._client, client))
+        return row < self._client.size and int(self._client[row]) == client
+
+    def cash_of(self, client: int) -> float:
+        """One account's cash in USD (KeyError if it has no account here)."""
+        if not self.has_account(client):
+            raise KeyError(f"client {client} has no account here")
+        return float(self._cash[int(np.searchsorted(self._client, client))])
+
+    def positions_of(self, client: int) -> dict[int, float]:
+        """One account's non-flat positions as {instrument: qty}."""
+        return self._book.of_client(client)
+
+    @property
+    def next_due_ns(self) -> int:
+        """When the earliest order in flight is due (a huge number when none is)."""
+        return self._pending.next_due
 
     # -- helpers ---------------------------------------------------------------------------
 
