@@ -561,8 +561,8 @@ class VenueRouterActor:
     def pending(self) -> int:
         return int(self._venue.pending())
 
-    def positions(self) -> Any:
-        return self._venue.positions()
+    async def positions(self) -> Any:
+        return await self._venue.positions()
 
     def stats(self) -> Stats:
         return {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from venue_orders import AAPL, BTC, MS, T0, OrderFactory
 
@@ -36,8 +38,8 @@ def test_a_repeat_while_the_first_is_open_is_refused_everywhere(
     out = sim.poll(T0 + 100 * MS)
     assert out.state.tolist() == [FILLED, REJECTED]
     assert out.reason[1] == RejectReason.DUPLICATE_CLIENT_ORDER_ID
-    assert sim.positions().of_client(1) == {INSTRUMENT[venue]: 1.0}
-    status = sim.query(out.client_order_id[0].decode())
+    assert asyncio.run(sim.positions()).of_client(1) == {INSTRUMENT[venue]: 1.0}
+    status = asyncio.run(sim.query(out.client_order_id[0].decode()))
     assert status is not None and status.state is FILLED  # the original, not the refused repeat
 
 
@@ -58,7 +60,7 @@ def test_reusing_an_id_after_the_order_is_done_depends_on_the_venue(
     sim.accept(order(ts=later))
     assert sim.poll(later + 100 * MS).state.tolist() == [second_outcome]
     expected = 2.0 if second_outcome is FILLED else 1.0
-    assert sim.positions().of_client(1) == {INSTRUMENT[venue]: expected}
+    assert asyncio.run(sim.positions()).of_client(1) == {INSTRUMENT[venue]: expected}
 
 
 @pytest.mark.parametrize("venue", list(Venue))

@@ -59,10 +59,10 @@ def test_venue_refuses_the_order(
     assert out.fill_qty.tolist() == [0.0]
     assert text in sim.venue_message(reason)
     assert sim.reject_counts == {reason: 1}
-    status = sim.query(orders.client_order_id[0].decode())
+    status = asyncio.run(sim.query(orders.client_order_id[0].decode()))
     assert status is not None and status.reason is reason and text in status.venue_message
-    assert len(sim.positions()) == 0
-    assert sim.balances().of(1) == cash
+    assert len(asyncio.run(sim.positions())) == 0
+    assert asyncio.run(sim.balances()).of(1) == cash
 
 
 def test_buying_power_is_spent_in_arrival_order(
@@ -77,7 +77,7 @@ def test_buying_power_is_spent_in_arrival_order(
     out = sim.poll(T0 + 100 * MS)
     assert out.state.tolist() == [OrderState.FILLED, OrderState.REJECTED, OrderState.FILLED]
     assert out.reason[1] == R.INSUFFICIENT_BUYING_POWER
-    assert sim.positions().of_client(1) == {AAPL: pytest.approx(1.2)}
+    assert asyncio.run(sim.positions()).of_client(1) == {AAPL: pytest.approx(1.2)}
 
 
 def test_a_sell_may_use_a_position_bought_earlier_in_the_same_batch(
@@ -89,7 +89,7 @@ def test_a_sell_may_use_a_position_bought_earlier_in_the_same_batch(
     )
     out = sim.poll(T0 + 100 * MS)
     assert (out.state == OrderState.FILLED).all()
-    assert len(sim.positions()) == 0
+    assert len(asyncio.run(sim.positions())) == 0
 
 
 def test_orders_for_accounts_elsewhere_and_malformed_orders_are_venue_errors(

@@ -70,8 +70,8 @@ def test_fills_cross_the_spread_to_the_tick_and_pay_the_venue_fee(
     sell = sim.poll(T0 + 8 * MS)
     assert sell.fill_price[0] == pytest.approx(49_950.0)
     expected_cash = 10_000.0 - 5_005.0 - 5.005 + 4_995.0 - 4.995
-    assert sim.balances().of(1) == pytest.approx(expected_cash)
-    assert len(sim.positions()) == 0
+    assert asyncio.run(sim.balances()).of(1) == pytest.approx(expected_cash)
+    assert len(asyncio.run(sim.positions())) == 0
 
 
 def test_fill_price_rounds_against_the_client(
@@ -91,24 +91,24 @@ def test_query_open_orders_and_cancel_follow_the_order(
     sim = SimVenue(Venue.ALPACA, registry, [1, 2], [1e4, 1e4], SimVenueConfig(jitter_ms=0.0))
     orders = make_orders([1, 2], [AAPL, AAPL], [1, 1], [2.0, 3.0], [100.0, 100.0])
     coid_1, coid_2 = (ClientOrderId(c.decode()) for c in orders.client_order_id)
-    assert sim.query(coid_1) is None
+    assert asyncio.run(sim.query(coid_1)) is None
     sim.accept(orders)
-    working = sim.open_orders(1)
+    working = asyncio.run(sim.open_orders(1))
     assert [s.client_order_id for s in working] == [coid_1]
     assert working[0].state is OrderState.ACKED and working[0].open
     asyncio.run(sim.cancel(coid_2))
     asyncio.run(sim.cancel(coid_2))  # idempotent
     out = sim.poll(T0 + 15 * MS)
     assert out.state.tolist() == [OrderState.FILLED, OrderState.CANCELED]
-    assert sim.positions().of_client(2) == {}
-    done = sim.query(coid_1)
+    assert asyncio.run(sim.positions()).of_client(2) == {}
+    done = asyncio.run(sim.query(coid_1))
     assert done is not None and done.state is OrderState.FILLED and done.filled_qty == 2.0
     assert done.avg_fill_price == pytest.approx(100.01) and not done.open
     asyncio.run(sim.cancel(coid_1))  # already filled: a no-op
     with pytest.raises(VenueError) as err:
         asyncio.run(sim.cancel(ClientOrderId("TNOSUCHORDER000001")))
     assert err.value.code == 40410000 and err.value.venue is Venue.ALPACA
-    assert sim.open_orders(1) == []
+    assert asyncio.run(sim.open_orders(1)) == []
     assert sim.reject_counts == {}
     assert RejectReason.NONE not in sim.reject_counts
 
@@ -125,4 +125,4 @@ def test_large_batches_are_processed_whole(
     rejected = out.reason == RejectReason.INSUFFICIENT_BUYING_POWER
     assert len(out) == n and np.array_equal(rejected, out.client % 3 == 0)
     assert np.all(np.diff(out.ts_sent) >= 0)
-    assert len(sim.positions()) == n - int(rejected.sum())
+    assert len(asyncio.run(sim.positions())) == n - int(rejected.sum())

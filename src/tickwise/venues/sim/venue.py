@@ -173,7 +173,7 @@ class SimVenue:
             code, text = VENUE_ORDER_NOT_FOUND[self.venue]
             raise VenueError(self.venue, code, text)
 
-    def query(self, client_order_id: ClientOrderId) -> OrderStatus | None:
+    async def query(self, client_order_id: ClientOrderId) -> OrderStatus | None:
         """The order's status by client order id, or None if this venue never saw it."""
         target = client_order_id.encode("ascii")
         live = self._pending.working_rows(self._pending.orders.client_order_id == target)
@@ -181,15 +181,15 @@ class SimVenue:
             return self._working_status(int(live[-1]))
         return self._find_in_history(target)
 
-    def open_orders(self, client: int) -> list[OrderStatus]:
+    async def open_orders(self, client: int) -> list[OrderStatus]:
         """Orders of `client` sent but not yet answered (market orders fill on arrival)."""
         rows = self._pending.working_rows(self._pending.orders.client == client)
         return [self._working_status(int(r)) for r in rows]
 
-    def positions(self) -> PositionBook:
+    async def positions(self) -> PositionBook:
         return self._book.copy()
 
-    def balances(self) -> Balances:
+    async def balances(self) -> Balances:
         return Balances(client=self._client.copy(), cash=self._cash.copy())
 
     def pending(self) -> int:
