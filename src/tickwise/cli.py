@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--clients", type=int, help="client accounts")
     run.add_argument("--tick-rate", type=float, help="ticks per second, all instruments together")
     run.add_argument("--address", help="Ray cluster address (default: local Ray in this process)")
+    run.add_argument(
+        "--venues",
+        choices=["inproc", "http", "live"],
+        help="in-process simulated venues (default), simulator servers over HTTP/WebSocket, "
+        "or the real venues (see docs/venues.md)",
+    )
     run.add_argument("--summary-json", help="write the run summary as JSON to this file")
     run.add_argument("--no-panel", action="store_true", help="no live panel, plain log lines")
 
@@ -61,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     from tickwise.tuning.cli import add_params_parser
 
     add_params_parser(sub)
+    from tickwise.venues.sim.server.serve import add_venue_sim_parser
+
+    add_venue_sim_parser(sub)
     return parser
 
 
@@ -76,6 +85,7 @@ def build_config(args: argparse.Namespace) -> Config:
         "market": {"tick_rate": getattr(args, "tick_rate", None)},
         "clients": {"count": getattr(args, "clients", None) or getattr(args, "count", None)},
         "engine": {"address": getattr(args, "address", None)},
+        "venues": {"mode": getattr(args, "venues", None)},
         "store": {"url": args.store},
     }
     if getattr(args, "seed", None) is not None:
@@ -189,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tickwise.tuning.cli import cmd_params
 
         return cmd_params(args, console)
+    if args.command == "venue-sim":
+        from tickwise.venues.sim.server.serve import cmd_venue_sim
+
+        return cmd_venue_sim(args)
     try:
         config = build_config(args)
     except ConfigError as exc:

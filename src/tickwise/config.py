@@ -69,10 +69,25 @@ class AllocationConfig:
 
 @dataclass(frozen=True, slots=True)
 class VenueSimConfig:
+    """Where orders go and how the simulated venues behave.
+
+    `mode`: "inproc" (simulated venues inside the router actors), "http" (the venues' real wire
+    protocols to simulator servers: started by the run itself, or the ones at `*_url`), or
+    "live" (the real venues, paper-trading hosts unless `*_url` says otherwise; credentials from
+    the encrypted store opened with the master key in the environment, see docs/venues.md).
+    """
+
+    mode: str = "inproc"
     alpaca_delay_ms: float = 15.0
     binance_delay_ms: float = 8.0
     etrade_delay_ms: float = 40.0
     jitter_ms: float = 2.0
+    alpaca_url: str = ""
+    binance_url: str = ""
+    etrade_url: str = ""
+    network_delay_ms: float = 0.0
+    faults: str = ""
+    rate_limits: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,11 +246,13 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("engine", "max_inflight_batches"): (1, 10_000),
     ("engine", "journal_chunk"): (1, 1_000_000),
     ("engine", "drain_timeout_s"): (0.0, 3600.0),
+    ("venues", "network_delay_ms"): (0.0, 10_000.0),
     ("ticks", "flush_s"): (0.1, 86_400.0),
     ("ticks", "flush_rows"): (1, 100_000_000),
 }
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("run", "tier"): tuple(TIERS),
+    ("venues", "mode"): ("inproc", "http", "live"),
     ("tuning", "device"): ("auto", "cpu", "gpu"),
     ("tuning", "objective"): ("sharpe", "sortino", "return_drawdown", "return"),
 }

@@ -508,6 +508,9 @@ class VenueRouterActor:
 
     async def start(self) -> None:
         if self._poller is None:
+            opener = getattr(self._venue, "start", None)  # network adapters connect first
+            if opener is not None:
+                await opener()
             self._poller = asyncio.get_running_loop().create_task(self._poll_loop())
 
     async def submit(self, orders: OrderBatch) -> None:
@@ -570,6 +573,7 @@ class VenueRouterActor:
             "reject_reasons": dict(self._reject_reasons),
             "timer": self._timer,
             "pending": self.pending(),
+            "venue": dict(getattr(self._venue, "stats", {})),  # a network adapter's counters
         }
 
 

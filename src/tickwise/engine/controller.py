@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -46,7 +47,9 @@ from tickwise.engine.actors import (
 )
 from tickwise.engine.panel import LivePanel
 from tickwise.engine.summary import build_summary
+from tickwise.engine.venue_servers import VenueServerActor
 from tickwise.model.instruments import InstrumentRegistry, Venue
+from tickwise.venues.credentials import MASTER_KEY_ENV, MasterKey
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ class Actors:
     ledger: ActorHandle
     recorder: ActorHandle | None = None
     tuner: ActorHandle | None = None
+    servers: dict[Venue, ActorHandle] = field(default_factory=dict)
 
     @property
     def all_routers(self) -> list[ActorHandle]:
@@ -81,6 +85,11 @@ class Engine:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.config.venues.mode == "http" and MASTER_KEY_ENV not in os.environ:
+            # Simulator credentials only: sealed under a key that lives as long as this run
+            # (set before Ray starts, so the router processes inherit it). Live trading needs
+            # the real key in the environment.
+            os.environ[MASTER_KEY_ENV] = MasterKey.generate().to_base64()
         if not ray.is_initialized():
             address = self.config.engine.address or None
             ray.init(
@@ -104,7 +113,15 @@ class Engine:
         routers: dict[Venue, list[ActorHandle]] = {}
         allocator_bounds = world.allocator_bounds
         allocators: list[ActorHandle] = []
-        router_specs = world.router_specs()
+        servers: dict[Venue, ActorHandle] = {}
+        if cfg.venues.mode == "inproc":
+            router_specs = world.router_specs()
+        else:
+            if cfg.venues.mode == "http":
+                servers = self._start_venue_servers(world)
+            started: dict[Venue, Any] = {v: h.start.remote() for v, h in servers.items()}
+            endpoints = world.venue_endpoints({v: ray.get(ref) for v, ref in started.items()})
+            router_specs = world.network_router_specs(endpoints)
         placeholder: dict[int, list[ActorHandle]] = {}
         for i in range(n_alloc):
             allocators.append(
@@ -162,9 +179,12 @@ class Engine:
             cfg.engine.max_inflight_batches,
             cfg.run.seed,
             recorder,
-            taps=[tuner] if tuner is not None else [],
+            # The simulator servers follow the run's market: a tap, sent ten times a second.
+            record_every_s=0.1 if servers else 1.0,
+            taps=[*([tuner] if tuner is not None else []), *servers.values()],
         )
         everyone = [ledger, *allocators, *[r for rs in routers.values() for r in rs], *shards]
+        everyone.extend(servers.values())
         if recorder is not None:
             everyone.append(recorder)
         if tuner is not None:
@@ -174,7 +194,14 @@ class Engine:
         if cfg.strategy.warmup_s > 0:
             played = ray.get(feed.warm_up.remote(cfg.strategy.warmup_s))
             log.info("strategies warmed on %d ticks of history", played)
-        return Actors(feed, shards, allocators, routers, ledger, recorder, tuner)
+        return Actors(feed, shards, allocators, routers, ledger, recorder, tuner, servers)
+
+    def _start_venue_servers(self, world: wiring.World) -> dict[Venue, ActorHandle]:
+        """One simulator server per venue that has clients and no `[venues] <venue>_url`."""
+        return {
+            venue: VenueServerActor.remote(spec)  # type: ignore[attr-defined]
+            for venue, spec in world.server_specs().items()
+        }
 
     def request_stop(self) -> None:
         self._stop_requested = True
@@ -235,7 +262,10 @@ class Engine:
         }
         if a.tuner is not None:
             refs["tuner"] = a.tuner.stats.remote()
+        if a.servers:
+            refs["servers"] = [h.stats.remote() for h in a.servers.values()]
         return {
+            "servers": ray.get(refs["servers"]) if "servers" in refs else [],
             "tuner": ray.get(refs["tuner"]) if "tuner" in refs else None,
             "feed": ray.get(refs["feed"]),
             "shards": ray.get(refs["shards"]),
@@ -294,6 +324,7 @@ class Engine:
         summary["drained"] = drained
         summary["run_id"] = self.run_id
         summary["tick_store"] = self._recording_summary(snap["feed"])
+        summary["venues"] = wiring.venue_summary(self.config, snap["routers"], snap["servers"])
         tuner = snap.get("tuner")
         summary["tuning"] = (
             {**tuner["tuning"], **tuner["counters"]} if tuner is not None else {"enabled": False}
@@ -328,6 +359,7 @@ class Engine:
                 self.actors.ledger,
                 *([self.actors.recorder] if self.actors.recorder is not None else []),
                 *([self.actors.tuner] if self.actors.tuner is not None else []),
+                *self.actors.servers.values(),
             ]:
                 ray.kill(handle)
             self.actors = None

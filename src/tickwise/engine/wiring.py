@@ -33,7 +33,15 @@ from tickwise.strategy import get_strategy
 from tickwise.strategy.shard import StrategyShard
 from tickwise.tuning.tuner import Tuner, TunerConfig
 from tickwise.tuning.walkforward import WalkForwardConfig
+from tickwise.venues.connect import (
+    LIVE_ENDPOINTS,
+    VenueEndpoint,
+    connect_venue,
+    simulator_endpoint,
+)
+from tickwise.venues.credentials import CredentialVault, MasterKey, seed_demo_credentials
 from tickwise.venues.sim import SimVenue, SimVenueConfig
+from tickwise.venues.sim.server.serve import ServerSpec
 
 
 @dataclass
@@ -155,6 +163,76 @@ class World:
                 )
         return specs
 
+    def server_specs(self) -> dict[Venue, ServerSpec]:
+        """A simulator server per venue with clients and no configured URL (`--venues http`)."""
+        v = self.config.venues
+        delays = {
+            Venue.ALPACA: v.alpaca_delay_ms,
+            Venue.BINANCE: v.binance_delay_ms,
+            Venue.ETRADE: v.etrade_delay_ms,
+        }
+        specs: dict[Venue, ServerSpec] = {}
+        for venue in Venue:
+            at_venue = self.book.venue == venue
+            if not at_venue.any() or _configured_url(self.config, venue):
+                continue
+            specs[venue] = ServerSpec(
+                venue=venue,
+                registry=self.registry,
+                clients=self.book.client_id[at_venue].astype(np.int32),
+                cash=self.book.equity[at_venue].astype(np.float64),
+                ack_delay_ms=delays[venue],
+                network_delay_ms=v.network_delay_ms,
+                faults=v.faults,
+                rate_limits=v.rate_limits,
+                tick_rate=None,  # the run's feed is the market
+                seed=self.config.run.seed + int(venue),
+            )
+        return specs
+
+    def venue_endpoints(self, started: dict[Venue, dict[str, str]]) -> dict[Venue, VenueEndpoint]:
+        """Where each venue with clients is: a server this run started, a configured URL, or
+        (live) the venue's paper host."""
+        live = self.config.venues.mode == "live"
+        endpoints: dict[Venue, VenueEndpoint] = {}
+        for venue in Venue:
+            if not (self.book.venue == venue).any():
+                continue
+            url = _configured_url(self.config, venue)
+            if venue in started:
+                endpoints[venue] = simulator_endpoint(venue, started[venue]["url"])
+            elif url and not live:
+                endpoints[venue] = simulator_endpoint(venue, url)
+            elif url:
+                base = LIVE_ENDPOINTS[venue]
+                endpoints[venue] = VenueEndpoint(venue, url, base.stream_url, simulated=False)
+            elif live:
+                endpoints[venue] = LIVE_ENDPOINTS[venue]
+            else:
+                raise ConfigError(f"[venues] no simulator server for {venue.label}")
+        return endpoints
+
+    def network_router_specs(
+        self, endpoints: dict[Venue, VenueEndpoint]
+    ) -> dict[Venue, list[Callable[[], Any]]]:
+        """One network adapter per (venue, lane), built in the router's own process."""
+        lanes = self.config.engine.routers_per_venue
+        specs: dict[Venue, list[Callable[[], Any]]] = {}
+        for venue, endpoint in endpoints.items():
+            at_venue = self.book.venue == venue
+            specs[venue] = [
+                partial(
+                    connect_venue,
+                    endpoint,
+                    self.registry,
+                    self.book.client_id[at_venue & (self.book.client_id % lanes == lane)].copy(),
+                    self.config.store.url,
+                    self.config.venues.rate_limits,
+                )
+                for lane in range(lanes)
+            ]
+        return specs
+
     # -- driver-side ---------------------------------------------------------------------
 
     def _strategy_of(self, instrument: int) -> tuple[str, npt.NDArray[np.float64]]:
@@ -171,6 +249,44 @@ class World:
 
     def close(self) -> None:
         self.store.close()
+
+
+def ensure_simulator_credentials(store: Store, book: ClientBook) -> int:
+    """Make sure every client at Binance and E*Trade has simulator credentials in the store,
+    sealed under the current master key (re-sealed when the key changed); returns rows written.
+    Alpaca clients trade through the firm's Broker API key and need none."""
+    vault = CredentialVault(MasterKey.from_env())
+    written = 0
+    for venue in (Venue.BINANCE, Venue.ETRADE):
+        clients = book.client_id[book.venue == venue]
+        if clients.size == 0:
+            continue
+        rows = store.load_credentials(clients, venue)
+        current = len(rows) == clients.size and all(
+            r.master_key_id == vault.current_key_id for r in rows
+        )
+        if not current:
+            written += seed_demo_credentials(store, vault, clients, venue)
+    return written
+
+
+def _configured_url(config: Config, venue: Venue) -> str:
+    v = config.venues
+    return {Venue.ALPACA: v.alpaca_url, Venue.BINANCE: v.binance_url, Venue.ETRADE: v.etrade_url}[
+        venue
+    ]
+
+
+def venue_summary(
+    config: Config, routers: Sequence[dict[str, Any]], servers: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """How orders reached the venues: the mode, each adapter's counters, each server's."""
+    adapters: dict[str, int] = {}
+    for r in routers:
+        for key, value in r.get("venue", {}).items():
+            if isinstance(value, int | float):
+                adapters[key] = adapters.get(key, 0) + int(value)
+    return {"mode": config.venues.mode, "adapters": adapters, "servers": list(servers)}
 
 
 def _make_journal(url: str, run_id: str) -> Journal:
@@ -211,6 +327,8 @@ def prepare_world(config: Config, run_id: str) -> World:
         seed_clients(store, registry, config.clients.count, config.clients.seed)
     book = store.load_client_book()
     portfolios = list(store.load_portfolios())
+    if config.venues.mode == "http":
+        ensure_simulator_credentials(store, book)
     store.start_run(run_id, json.dumps(config.to_dict()))
     n_alloc = min(config.engine.allocators, len(book))
     chunks = np.array_split(np.arange(len(book)), n_alloc)
