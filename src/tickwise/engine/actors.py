@@ -10,9 +10,11 @@ by one stage was received by the next (the drain check).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -245,7 +247,13 @@ class TunerActor:
         nice: int,
     ) -> None:
         self._nice = nice
-        _lower_priority(nice)
+        # The audit writer keeps normal priority: it takes the store's write lock, which the
+        # journal shares, and a lock holder at idle priority would be starved by the very live
+        # path that waits for the lock (priority inversion). Its thread exists before the rest
+        # of the process is lowered, and is left out of every lowering.
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="audit")
+        self._writer_tid = self._writer.submit(threading.get_native_id).result()
+        _lower_priority(nice, spare={self._writer_tid})
         import os
 
         import numba
@@ -304,12 +312,13 @@ class TunerActor:
         if not rows:
             return
         try:
-            await asyncio.to_thread(self._store.record_retunes, rows)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._writer, self._store.record_retunes, rows)
         except Exception:
             self._counters["store_errors"] += 1
 
     def _round(self, due: npt.NDArray[np.int64]) -> list[Any]:
-        _lower_priority(self._nice)  # numba starts its worker threads on first use
+        _lower_priority(self._nice, spare={self._writer_tid})  # numba's threads start late
         return list(self._tuner.tune(due))
 
     def stop(self) -> None:
@@ -320,8 +329,9 @@ class TunerActor:
         return {"tuning": self._tuner.summary(elapsed), "counters": dict(self._counters)}
 
 
-def _lower_priority(nice: int) -> None:
-    """Put every thread of this process at OS priority `nice`; at 19, in the idle class too.
+def _lower_priority(nice: int, spare: Collection[int] = ()) -> None:
+    """Put every thread of this process but `spare` at OS priority `nice`; at 19, in the idle
+    class too.
 
     Linux's SCHED_IDLE runs a thread only when no other thread wants the CPU, so the search
     takes the live path's idle time and nothing else. Elsewhere this is a no-op.
@@ -334,6 +344,8 @@ def _lower_priority(nice: int) -> None:
         return
     idle = getattr(os, "SCHED_IDLE", None)
     for tid in tids:
+        if tid in spare:
+            continue
         with contextlib.suppress(OSError):  # a thread that just ended
             os.setpriority(os.PRIO_PROCESS, tid, nice)
             if nice >= 19 and idle is not None:
