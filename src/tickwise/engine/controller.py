@@ -86,6 +86,11 @@ class Engine:
 
     def start(self) -> None:
         if self.config.venues.mode == "http" and MASTER_KEY_ENV not in os.environ:
+            if ray.is_initialized():
+                raise RuntimeError(
+                    f"--venues http: set {MASTER_KEY_ENV} before Ray starts (the routers open "
+                    "the clients' credentials with it in their own processes)"
+                )
             # Simulator credentials only: sealed under a key that lives as long as this run
             # (set before Ray starts, so the router processes inherit it). Live trading needs
             # the real key in the environment.
