@@ -62,6 +62,7 @@ import numpy as np
 
 from tickwise.model.instruments import InstrumentRegistry
 from tickwise.model.ticks import TickBatch, TickKind
+from tickwise.venues.binance.wire import wire_pair
 
 MS = 1_000_000
 _INT64_END = 2**63
@@ -342,7 +343,8 @@ class BinanceStreamParser(_StreamParser):
     """Binance combined-stream frames (`@trade`, `@bookTicker`) to tick batches.
 
     Wire symbols (`BTCUSDT`) map to registry symbols with the `/` removed (`BTC/USDT`), the
-    naming `tickwise.data.readers.binance_symbol` gives captures; with `futures=True` only
+    naming `tickwise.data.readers.binance_symbol` gives captures, or to a USD pair (`BTC/USD`,
+    quoted in USDT at Binance, `binance.wire.wire_pair`); with `futures=True` only
     `-PERP` instruments (`BTC/USDT-PERP`) match, as for USD-M captures.
     """
 
@@ -355,6 +357,10 @@ class BinanceStreamParser(_StreamParser):
                 continue
             wire = inst.symbol.removesuffix("-PERP").replace("/", "").upper()
             self._index.setdefault(wire, inst.index)
+        for inst in [] if futures else registry:
+            pair = wire_pair(inst.symbol)
+            if pair is not None:  # "BTC/USD" trades as BTCUSDT, unless BTC/USDT is listed too
+                self._index.setdefault(pair[1], inst.index)
         self._last_trade_id: dict[int, int] = {}
         self._last_trade_ms: dict[int, tuple[int, int]] = {}  # (ms, same-ms rank)
         self._last_update_id: dict[int, int] = {}

@@ -223,6 +223,13 @@ def test_binance_trade_and_book_ticker_parse_exactly(md_registry: InstrumentRegi
     assert parser.counters["ticks"] == 3 and parser.malformed == 0
 
 
+def test_binance_usdt_symbol_reaches_a_usd_pair_when_no_usdt_pair_is_listed() -> None:
+    cr = AssetClass.CRYPTO
+    usd_only = InstrumentRegistry([Instrument(0, "BTC/USD", cr, 0.01, 1e-5, 0.0, True)])
+    trade = BinanceStreamParser(usd_only).feed(_trade(1), RECV)
+    assert trade.instrument.tolist() == [0]
+
+
 def test_binance_trade_id_gaps_and_duplicates_are_counted(md_registry: InstrumentRegistry) -> None:
     parser = BinanceStreamParser(md_registry)
     ticks = [len(parser.feed(_trade(t), RECV)) for t in (100, 101, 105, 104, 105, 106, 110)]
