@@ -342,6 +342,8 @@ BINANCE = VenueCapabilities(
             "GET /api/v3/rateLimit/order": 40,
             "GET /api/v3/account": 20,
             "GET /api/v3/exchangeInfo": 20,
+            "GET /api/v3/time": 1,
+            "GET /api/v3/ping": 1,
             "WS /ws-api/v3": 2,  # connecting to the WebSocket API
         }
     ),
