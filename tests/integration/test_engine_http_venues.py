@@ -54,6 +54,8 @@ def test_http_run_keeps_every_invariant_through_injected_faults(
     assert venues["mode"] == "http", dump
     assert {s["venue"] for s in venues["servers"]} == {"alpaca", "binance", "etrade"}, dump
     received = sum(s["orders_received"] for s in venues["servers"])
-    assert received >= orders["sent"], dump  # every order reached a server over the wire
+    # Every order that traded reached a server over the wire (E*Trade refuses some at preview,
+    # before they reach matching).
+    assert received >= orders["acked"], dump
     injected = sum(sum(s["faults_injected"].values()) for s in venues["servers"])
     assert injected > 0, dump  # the faults really happened

@@ -120,7 +120,7 @@ class AiohttpTransport:
 
     Create it inside the event loop that will use it (aiohttp binds a session to its loop)."""
 
-    def __init__(self, limit: int = 64, verify_ssl: bool = True) -> None:
+    def __init__(self, limit: int = 256, verify_ssl: bool = True) -> None:
         connector = aiohttp.TCPConnector(limit=limit, ssl=verify_ssl)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
 
