@@ -280,16 +280,27 @@ class Engine:
         }
 
     def drain(self, timeout_s: float) -> bool:
-        """Wait until every batch sent between stages was received and venues have answered."""
+        """Wait until every batch sent between stages was received and venues have answered.
+
+        Gives up after `timeout_s` without progress (a venue that keeps answering, however
+        slowly, is waited for: a backlog of orders over HTTP can take minutes to clear)."""
         deadline = time.monotonic() + timeout_s
+        last_progress: tuple[int, int] | None = None
         while time.monotonic() < deadline:
             snap = self.snapshot()
             if _drained(snap, len(self.actors.allocators) if self.actors else 1):
                 ray.get(self.actors.ledger.flush.remote()) if self.actors else None
                 self.flush_recording()
                 return True
+            progress = _progress(snap)
+            if progress != last_progress:
+                last_progress = progress
+                deadline = time.monotonic() + timeout_s
             time.sleep(0.05)
-        log.warning("drain timed out after %.1f s; the summary counts what had arrived", timeout_s)
+        log.warning(
+            "drain stopped after %.1f s without progress; the summary counts what had arrived",
+            timeout_s,
+        )
         if self.actors:
             ray.get(self.actors.ledger.flush.remote())
         self.flush_recording()
@@ -379,6 +390,13 @@ def _make_recorder(
     root: str, registry: InstrumentRegistry, flush_s: float, flush_rows: int
 ) -> TickRecorder:
     return TickRecorder(TickStore(Path(root)), registry, flush_s, flush_rows)
+
+
+def _progress(snap: dict[str, Any]) -> tuple[int, int]:
+    """What moves while a drain is making progress: orders received and answered."""
+    received = sum(r["counters"]["orders_received"] for r in snap["routers"])
+    answered = sum(r["counters"]["executions_forwarded"] for r in snap["routers"])
+    return received, answered
 
 
 def _drained(snap: dict[str, Any], n_allocators: int) -> bool:
