@@ -156,6 +156,7 @@ class SimExchange:
         self._subscribers: dict[int | None, set[asyncio.Queue[OrderEvent]]] = {}
         self._wake = asyncio.Event()
         self._settled: dict[int, asyncio.Event] = {}
+        self._outbox: list[tuple[SimOrder, float, int]] = []
         self.events_dropped = 0
         self.orders_received = 0
 
@@ -339,6 +340,7 @@ class SimExchange:
 
     def step(self, now_ns: int) -> int:
         """Apply every outcome the matching core has due at `now_ns`; returns how many."""
+        self._flush_outbox()
         execs: ExecutionBatch = self._sim.poll(now_ns)
         for row in range(len(execs)):
             order = self._by_key.get(bytes(execs.client_order_id[row]))
@@ -428,24 +430,41 @@ class SimExchange:
         return last <= order.limit_price if order.side is Side.BUY else last >= order.limit_price
 
     def _send_to_matching(self, order: SimOrder, now: int) -> None:
+        """Hand an order to the matching core: at once without a running loop, else gathered
+        with the others of this loop turn into one batch (the core works on columns)."""
         self._unrest(order)
         price = self.price(order.instrument)
         if not math.isfinite(price):
             price = order.limit_price
-        batch = self._batch(
-            [order.client],
-            [order.instrument],
-            [int(order.side)],
-            [order.qty],
-            [price],
-            now,
-            [order.key],
-        )
         order.in_matching = True
+        self._outbox.append((order, price, now))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush_outbox()
+            return
+        if len(self._outbox) == 1:
+            loop.call_soon(self._flush_outbox)
+
+    def _flush_outbox(self) -> None:
+        if not self._outbox:
+            return
+        items, self._outbox = self._outbox, []
+        batch = self._batch(
+            [o.client for o, _, _ in items],
+            [o.instrument for o, _, _ in items],
+            [int(o.side) for o, _, _ in items],
+            [o.qty for o, _, _ in items],
+            [p for _, p, _ in items],
+            items[0][2],
+            [o.key for o, _, _ in items],
+        )
+        batch.ts_sent = np.array([t for _, _, t in items], np.int64)
         self._sim.accept(batch)
         self._wake.set()
 
     def _sim_cancel(self, order: SimOrder) -> None:
+        self._flush_outbox()  # it may still wait for this loop turn's batch
         self._sim.cancel_in_flight(order.key)
 
     def _rest(self, order: SimOrder) -> None:

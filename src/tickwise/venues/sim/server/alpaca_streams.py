@@ -271,9 +271,18 @@ class AlpacaStreams:
                             await response.write(b": heartbeat\n\n")
                             quiet_since = time.monotonic()
                         continue
-                    if until_id is not None and event_id > until_id:
+                    # Everything already queued goes out in one write: one event per loop
+                    # turn would let a busy server's other tasks starve the stream.
+                    chunk = [(event_id, text)]
+                    while not listener.queue.empty():
+                        chunk.append(listener.queue.get_nowait())
+                    ended = until_id is not None and chunk[-1][0] > until_id
+                    if until_id is not None:
+                        chunk = [item for item in chunk if item[0] <= until_id]
+                    if chunk:
+                        await response.write("".join(f"data: {t}\n\n" for _, t in chunk).encode())
+                    if ended:
                         break
-                    await response.write(f"data: {text}\n\n".encode())
                     quiet_since = time.monotonic()
             except ConnectionError:
                 pass

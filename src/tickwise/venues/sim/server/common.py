@@ -124,15 +124,17 @@ class SimAccounts:
         return row < self.clients.size and int(self.clients[row]) == client
 
 
+_BROKER_UUID_PREFIX = uuid.uuid5(_BROKER_NAMESPACE, "tickwise-sim").hex[:20]
+
+
 def broker_account_uuid(client: int) -> uuid.UUID:
     """The Alpaca Broker API account id of a simulated client: a UUID whose last 12 hex digits
     are the client id, so the server maps it back without a table."""
-    base = uuid.uuid5(_BROKER_NAMESPACE, "tickwise-sim").hex[:20]
-    return uuid.UUID(base + f"{client:012x}")
+    return uuid.UUID(_BROKER_UUID_PREFIX + f"{client:012x}")
 
 
 def _client_of_broker_uuid(value: uuid.UUID) -> int | None:
-    if value.hex[:20] != uuid.uuid5(_BROKER_NAMESPACE, "tickwise-sim").hex[:20]:
+    if value.hex[:20] != _BROKER_UUID_PREFIX:
         return None
     return int(value.hex[20:], 16)
 
