@@ -528,3 +528,11 @@ def test_exchange_json_decimals_are_strings() -> None:
     fill = body["fills"][0]
     assert float(fill["commission"]) == pytest.approx(float(body["cummulativeQuoteQty"]) * 0.001)
     assert json.dumps(body)  # plain JSON throughout
+
+
+def test_max_quantity_scales_with_the_step_so_cheap_coins_trade_in_size() -> None:
+    from tickwise.venues.sim.server.binance_desk import MAX_QTY, max_quantity
+
+    assert max_quantity(1e-5) == MAX_QTY  # BTC-like: 9,000,000 at a 0.00001 step
+    # A coin at $0.02 with a step of 1: a $1M order is 50M coins, within the cap.
+    assert max_quantity(1.0) >= 1_000_000 / 0.02

@@ -41,6 +41,15 @@ from tickwise.venues.sim.server.common import SimContext
 SETTLE_TIMEOUT_S = 10.0  # longest a RESULT/FULL answer waits for the matching core
 MAX_PRICE = 10_000_000.0
 MAX_QTY = 9_000_000.0
+# Binance sets maxQty per symbol, in proportion to its step (BTCUSDT 9,000 at a 0.00001 step,
+# SHIBUSDT 92 billion at 1): a cap of 9e11 steps, never below MAX_QTY, keeps an order of a
+# coin worth a few cents as large as one of bitcoin.
+MAX_STEPS = 9e11
+
+
+def max_quantity(step: float) -> float:
+    """The simulator's LOT_SIZE maxQty for a symbol of this step."""
+    return max(MAX_QTY, step * MAX_STEPS)
 _ID_ALPHABET = string.ascii_letters + string.digits
 _TIF_OF = {text: tif for tif, text in TIF_TEXT.items()}
 _KNOWN_TYPES = frozenset(
@@ -215,7 +224,7 @@ class BinanceDesk:
                 {
                     "filterType": "LOT_SIZE",
                     "minQty": fmt_step(step),
-                    "maxQty": fmt_step(MAX_QTY),
+                    "maxQty": fmt_step(max_quantity(step)),
                     "stepSize": fmt_step(step),
                 },
                 {
@@ -282,7 +291,7 @@ class BinanceDesk:
         if qty is None:
             raise mandatory("quantity")
         step = self._step[inst]
-        if qty < step or qty > Decimal(repr(MAX_QTY)) or qty % step != 0:
+        if qty < step or qty > Decimal(repr(max_quantity(float(step)))) or qty % step != 0:
             raise filter_failure("LOT_SIZE")
         coid = params.get("newClientOrderId") or new_client_order_id()
         if not BINANCE.accepts_client_order_id(coid):
