@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     from tickwise.venues.sim.server.serve import add_venue_sim_parser
 
     add_venue_sim_parser(sub)
+    from tickwise.venues.credentials_cli import add_credentials_parser
+
+    add_credentials_parser(sub)
     return parser
 
 
@@ -199,10 +202,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tickwise.tuning.cli import cmd_params
 
         return cmd_params(args, console)
+    if args.command == "credentials":
+        from tickwise.venues.credentials import CredentialError
+        from tickwise.venues.credentials_cli import cmd_credentials
+
+        try:
+            return cmd_credentials(args, console)
+        except CredentialError as exc:
+            print(f"tickwise credentials: {one_line(exc)}", file=sys.stderr)
+            return 2
     if args.command == "venue-sim":
+        from tickwise.venues.sim.faults import FaultPlanError
         from tickwise.venues.sim.server.serve import cmd_venue_sim
 
-        return cmd_venue_sim(args)
+        try:
+            return cmd_venue_sim(args)
+        except FaultPlanError as exc:
+            print(f"tickwise venue-sim: {one_line(exc)}", file=sys.stderr)
+            return 2
     try:
         config = build_config(args)
     except ConfigError as exc:
