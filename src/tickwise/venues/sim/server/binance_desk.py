@@ -50,6 +50,8 @@ MAX_STEPS = 9e11
 def max_quantity(step: float) -> float:
     """The simulator's LOT_SIZE maxQty for a symbol of this step."""
     return max(MAX_QTY, step * MAX_STEPS)
+
+
 _ID_ALPHABET = string.ascii_letters + string.digits
 _TIF_OF = {text: tif for tif, text in TIF_TEXT.items()}
 _KNOWN_TYPES = frozenset(
