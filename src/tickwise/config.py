@@ -338,6 +338,13 @@ def load(
         config = replace(config, run=replace(config.run, tier=tier))
     if config.instruments == 0:
         raise ConfigError("market: at least one instrument is needed (stocks + crypto > 0)")
+    if config.venues.faults:
+        from tickwise.venues.sim.faults import FaultPlan, FaultPlanError
+
+        try:
+            FaultPlan.parse(config.venues.faults)
+        except FaultPlanError as exc:
+            raise ConfigError(f"[venues] faults: {exc}") from None
     return config
 
 

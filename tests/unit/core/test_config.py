@@ -34,6 +34,8 @@ def test_tiny_tier_then_file_then_flags(tmp_path: Path) -> None:
         ("[clients]\ncount = 0\n", r"\[clients\] count: 0 is out of range"),
         ("[run]\ntier = 'huge'\n", r"tier 'huge' is not one of"),
         ("[market\n", r"t\.toml: not valid TOML"),
+        ("[venues]\nmode = 'ftp'\n", r"\[venues\] mode: 'ftp' is not one of inproc, http, live"),
+        ("[venues]\nfaults = 'boom=0.1'\n", r"\[venues\] faults: unknown fault 'boom'"),
     ],
 )
 def test_broken_config_gives_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
