@@ -32,6 +32,7 @@ from tickwise.data.universe import build_universe
 from tickwise.model.ids import client_order_ids
 from tickwise.model.instruments import AssetClass, InstrumentRegistry, Venue
 from tickwise.model.orders import OrderBatch
+from tickwise.venues.connect import simulator_endpoint
 from tickwise.venues.credentials import demo_credential
 from tickwise.venues.sim import SimVenue, SimVenueConfig
 from tickwise.venues.sim.server.common import BROKER_KEY_ID, broker_account_uuid, broker_secret
@@ -80,7 +81,7 @@ def _adapter(venue: Venue, registry: InstrumentRegistry, url: str, n: int) -> An
     if venue is Venue.BINANCE:
         from tickwise.venues.binance.client import BinanceVenue
 
-        ws = "ws" + url[len("http") :] + "/ws-api/v3"
+        ws = simulator_endpoint(venue, url).stream_url
         return BinanceVenue(registry, credentials, base_url=url, stream_url=ws, rate_limits=False)
     from tickwise.venues.etrade.client import EtradeVenue
 

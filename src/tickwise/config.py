@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from tickwise.model.instruments import Venue
+
 
 class ConfigError(ValueError):
     """A configuration problem, phrased for the person who wrote the config."""
@@ -88,6 +90,22 @@ class VenueSimConfig:
     network_delay_ms: float = 0.0
     faults: str = ""
     rate_limits: bool = False
+
+    def delay_ms(self, venue: Venue) -> float:
+        """The simulated acknowledgement delay of `venue`."""
+        return {
+            Venue.ALPACA: self.alpaca_delay_ms,
+            Venue.BINANCE: self.binance_delay_ms,
+            Venue.ETRADE: self.etrade_delay_ms,
+        }[venue]
+
+    def url(self, venue: Venue) -> str:
+        """The configured host of `venue` ("" when none)."""
+        return {
+            Venue.ALPACA: self.alpaca_url,
+            Venue.BINANCE: self.binance_url,
+            Venue.ETRADE: self.etrade_url,
+        }[venue]
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,11 +136,6 @@ class World:
         """One venue simulator per (venue, lane); a lane is `client % routers_per_venue`."""
         lanes = self.config.engine.routers_per_venue
         v = self.config.venues
-        delays = {
-            Venue.ALPACA: v.alpaca_delay_ms,
-            Venue.BINANCE: v.binance_delay_ms,
-            Venue.ETRADE: v.etrade_delay_ms,
-        }
         specs: dict[Venue, list[Callable[[], SimVenue]]] = {}
         for venue in Venue:
             at_venue = self.book.venue == venue
@@ -149,7 +144,7 @@ class World:
             specs[venue] = []
             for lane in range(lanes):
                 rows = np.flatnonzero(at_venue & (self.book.client_id % lanes == lane))
-                sim_config = SimVenueConfig(ack_delay_ms=delays[venue], jitter_ms=v.jitter_ms)
+                sim_config = SimVenueConfig(ack_delay_ms=v.delay_ms(venue), jitter_ms=v.jitter_ms)
                 specs[venue].append(
                     partial(
                         SimVenue,
@@ -166,22 +161,17 @@ class World:
     def server_specs(self) -> dict[Venue, ServerSpec]:
         """A simulator server per venue with clients and no configured URL (`--venues http`)."""
         v = self.config.venues
-        delays = {
-            Venue.ALPACA: v.alpaca_delay_ms,
-            Venue.BINANCE: v.binance_delay_ms,
-            Venue.ETRADE: v.etrade_delay_ms,
-        }
         specs: dict[Venue, ServerSpec] = {}
         for venue in Venue:
             at_venue = self.book.venue == venue
-            if not at_venue.any() or _configured_url(self.config, venue):
+            if not at_venue.any() or self.config.venues.url(venue):
                 continue
             specs[venue] = ServerSpec(
                 venue=venue,
                 registry=self.registry,
                 clients=self.book.client_id[at_venue].astype(np.int32),
                 cash=self.book.equity[at_venue].astype(np.float64),
-                ack_delay_ms=delays[venue],
+                ack_delay_ms=v.delay_ms(venue),
                 network_delay_ms=v.network_delay_ms,
                 faults=v.faults,
                 rate_limits=v.rate_limits,
@@ -198,7 +188,7 @@ class World:
         for venue in Venue:
             if not (self.book.venue == venue).any():
                 continue
-            url = _configured_url(self.config, venue)
+            url = self.config.venues.url(venue)
             if venue in started:
                 endpoints[venue] = simulator_endpoint(venue, started[venue]["url"])
             elif url and not live:
@@ -268,13 +258,6 @@ def ensure_simulator_credentials(store: Store, book: ClientBook) -> int:
         if not current:
             written += seed_demo_credentials(store, vault, clients, venue)
     return written
-
-
-def _configured_url(config: Config, venue: Venue) -> str:
-    v = config.venues
-    return {Venue.ALPACA: v.alpaca_url, Venue.BINANCE: v.binance_url, Venue.ETRADE: v.etrade_url}[
-        venue
-    ]
 
 
 def venue_summary(
