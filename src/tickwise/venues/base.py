@@ -14,7 +14,8 @@ Errors:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from enum import IntEnum
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +52,43 @@ def _rebuild_venue_error(
     venue: Venue, code: int | str, message: str, retryable: bool
 ) -> VenueError:
     return VenueError(venue, code, message, retryable=retryable)
+
+
+class HttpVenueError(VenueError):
+    """A `VenueError` answered over HTTP: the status, and the venue's own `kind` of error (an
+    enum of its errors module) saying what the adapter should do next.
+
+    Subclasses fix the venue in a constructor taking `(code, message, *, http_status, kind,
+    retryable)`, which is also how an error is rebuilt after crossing a process boundary."""
+
+    def __init__(
+        self,
+        venue: Venue,
+        code: int | str,
+        message: str,
+        *,
+        http_status: int,
+        kind: IntEnum,
+        retryable: bool,
+    ) -> None:
+        super().__init__(venue, code, message, retryable=retryable)
+        self.http_status = http_status
+        self.kind = kind
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_http_venue_error,
+            (type(self), self.code, self.message, self.http_status, self.kind, self.retryable),
+        )
+
+
+def _rebuild_http_venue_error(
+    cls: Any, code: int | str, message: str, http_status: int, kind: IntEnum, retryable: bool
+) -> HttpVenueError:
+    error: HttpVenueError = cls(
+        code, message, http_status=http_status, kind=kind, retryable=retryable
+    )
+    return error
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from enum import IntEnum
 
 from tickwise.model.instruments import Venue
 from tickwise.model.orders import RejectReason
-from tickwise.venues.base import VenueError
+from tickwise.venues.base import HttpVenueError
 
 UNAUTHORIZED_CODE = 40110000
 FORBIDDEN_CODE = 40310000
@@ -47,7 +47,7 @@ class AlpacaErrorKind(IntEnum):
     SERVER = 6
 
 
-class AlpacaError(VenueError):
+class AlpacaError(HttpVenueError):
     """A `VenueError` from Alpaca with the HTTP status and what the adapter should do next."""
 
     def __init__(
@@ -59,9 +59,10 @@ class AlpacaError(VenueError):
         kind: AlpacaErrorKind,
         retryable: bool,
     ) -> None:
-        super().__init__(Venue.ALPACA, code, message, retryable=retryable)
-        self.http_status = http_status
-        self.kind = kind
+        super().__init__(
+            Venue.ALPACA, code, message, http_status=http_status, kind=kind, retryable=retryable
+        )
+        self.kind: AlpacaErrorKind = kind
 
     @property
     def resolve_before_resend(self) -> bool:
@@ -74,18 +75,6 @@ class AlpacaError(VenueError):
         if self.kind not in (AlpacaErrorKind.REJECTED, AlpacaErrorKind.ALREADY_EXISTS):
             return None
         return reject_reason(self.code, self.message)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (
-            _rebuild,
-            (self.code, self.message, self.http_status, self.kind, self.retryable),
-        )
-
-
-def _rebuild(
-    code: int | str, message: str, http_status: int, kind: AlpacaErrorKind, retryable: bool
-) -> AlpacaError:
-    return AlpacaError(code, message, http_status=http_status, kind=kind, retryable=retryable)
 
 
 def is_duplicate_client_order_id(code: int | str, message: str) -> bool:

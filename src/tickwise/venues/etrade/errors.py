@@ -26,7 +26,7 @@ from enum import IntEnum
 
 from tickwise.model.instruments import Venue
 from tickwise.model.orders import RejectReason
-from tickwise.venues.base import VenueError
+from tickwise.venues.base import HttpVenueError
 
 RATE_LIMIT_TEXT = "number of requests exceeded the rate limit"
 STALE_PREVIEW_CODE = 101
@@ -43,7 +43,7 @@ class EtradeErrorKind(IntEnum):
     ALREADY_EXISTS = 6
 
 
-class EtradeError(VenueError):
+class EtradeError(HttpVenueError):
     """A `VenueError` from E*Trade with the HTTP status and what the adapter should do next."""
 
     def __init__(
@@ -55,9 +55,10 @@ class EtradeError(VenueError):
         kind: EtradeErrorKind,
         retryable: bool,
     ) -> None:
-        super().__init__(Venue.ETRADE, code, message, retryable=retryable)
-        self.http_status = http_status
-        self.kind = kind
+        super().__init__(
+            Venue.ETRADE, code, message, http_status=http_status, kind=kind, retryable=retryable
+        )
+        self.kind: EtradeErrorKind = kind
 
     @property
     def resolve_before_resend(self) -> bool:
@@ -71,18 +72,6 @@ class EtradeError(VenueError):
         if self.kind not in (EtradeErrorKind.REJECTED, EtradeErrorKind.ALREADY_EXISTS):
             return None
         return reject_reason(self.code, self.message)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (
-            _rebuild,
-            (self.code, self.message, self.http_status, self.kind, self.retryable),
-        )
-
-
-def _rebuild(
-    code: int | str, message: str, http_status: int, kind: EtradeErrorKind, retryable: bool
-) -> EtradeError:
-    return EtradeError(code, message, http_status=http_status, kind=kind, retryable=retryable)
 
 
 def parse_error_body(body: str | bytes) -> tuple[int, str] | None:
