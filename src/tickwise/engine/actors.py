@@ -24,6 +24,7 @@ import ray
 from ray.actor import ActorHandle
 
 from tickwise.data.corruption import corrupt
+from tickwise.engine.recovery import OUTCOMES, resolve_orders
 from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason
 from tickwise.model.signals import SignalBatch
 from tickwise.model.ticks import TickBatch
@@ -506,9 +507,16 @@ class VenueRouterActor:
         allocators: Sequence[ActorHandle],
         allocator_bounds: npt.NDArray[np.int64],
         poll_interval_ms: float = 1.0,
+        lane_unanswered: Callable[[], OrderBatch] | None = None,
+        resend_within_s: float = 5.0,
     ) -> None:
         _set_priority(LIVE_NICE)
         self._venue = make_venue()
+        # Restarted by Ray after a crash: the orders of this lane that the journal holds without
+        # an answer are settled with the venue before anything else (see engine.recovery).
+        self._lane_unanswered = lane_unanswered
+        self._resend_within_ns = int(resend_within_s * 1e9)
+        self._restarted = ray.get_runtime_context().was_current_actor_reconstructed
         self._ledger = ledger
         self._allocators = list(allocators)
         self._bounds = allocator_bounds
@@ -522,18 +530,45 @@ class VenueRouterActor:
             "orders_rejected": 0,
             "executions_forwarded": 0,
             "venue_errors": 0,
+            "restarts_recovered": 0,
+            "recovered_adopted": 0,
+            "recovered_resent": 0,
+            "recovered_expired": 0,
+            "recovered_unresolved": 0,
         }
         self._reject_reasons: dict[str, int] = {}
         self._timer = StageTimer(["sent", "ack", "venue"])
 
     async def start(self) -> None:
+        """Connect and start polling; idempotent (every entry point calls it, so a router Ray
+        restarted after a crash starts by itself with its next message)."""
         if self._poller is None:
             opener = getattr(self._venue, "start", None)  # network adapters connect first
             if opener is not None:
                 await opener()
             self._poller = asyncio.get_running_loop().create_task(self._poll_loop())
+            if self._restarted and self._lane_unanswered is not None:
+                self._restarted = False
+                self._counters["restarts_recovered"] += 1
+                await self.resolve(self._lane_unanswered(), time.time_ns() - self._resend_within_ns)
+
+    async def resolve(self, orders: OrderBatch, fresh_after_ns: int) -> dict[str, int]:
+        """Settle journaled orders without a recorded answer by asking the venue about each
+        client order id: adopt what it knows, resend fresh orders it never saw, expire stale
+        ones (see engine.recovery). Answers travel like live ones; returns the counts."""
+        await self.start()
+        if len(orders) == 0:
+            return dict.fromkeys(OUTCOMES, 0)
+        res = await resolve_orders(self._venue, orders, fresh_after_ns, time.time_ns())
+        for name, count in res.counts().items():
+            self._counters[f"recovered_{name}"] += count
+        self._forward(ExecutionBatch.concat([res.adopted, res.expired]))
+        if len(res.resend):
+            await self.submit(res.resend)
+        return res.counts()
 
     async def submit(self, orders: OrderBatch) -> None:
+        await self.start()
         self._counters["orders_received"] += len(orders)
         # Arrays that arrive through Ray are read-only views of the object store:
         # replace them, never write into them.
@@ -572,6 +607,14 @@ class VenueRouterActor:
         acked = ~rejected
         self._timer.record("ack", execs.ts_ack[acked] - execs.ts_event[acked])
         self._timer.record("venue", execs.ts_ack - execs.ts_sent)
+        self._forward(execs)
+        return n
+
+    def _forward(self, execs: ExecutionBatch) -> None:
+        """Answers to the ledger (which records them) and to the allocator of each client."""
+        n = len(execs)
+        if n == 0:
+            return
         self._ledger.apply.remote(execs)
         owner = np.searchsorted(self._bounds, execs.client, side="right") - 1
         for i, allocator in enumerate(self._allocators):
@@ -579,7 +622,6 @@ class VenueRouterActor:
             if len(part):
                 allocator.on_executions.remote(part)
         self._counters["executions_forwarded"] += n
-        return n
 
     def pending(self) -> int:
         return int(self._venue.pending())
