@@ -1,8 +1,12 @@
-"""tickwise.store: persistence behind one interface (`Store`), SQLite by default.
+"""tickwise.store: persistence behind one interface (`Store`), SQLite by default, PostgreSQL on a
+cluster.
 
 `open_store(url)` picks the back end from a URL: `sqlite:///relative/path`, `sqlite:////abs/path`,
-`sqlite:///:memory:` or a plain file path for SQLite; `postgresql://...` is reserved for the
-cluster back end.
+`sqlite:///:memory:` or a plain file path for SQLite; `postgresql://user@host:port/dbname` (or
+`postgres://`, or `postgresql+driver://`) for PostgreSQL, where libpq parameters ride in the query
+string, e.g. `?options=-csearch_path%3Dtickwise` to keep the tables in schema `tickwise`.
+`PostgresStore` (in `tickwise.store.postgres`, imported only when a PostgreSQL URL is opened)
+also takes the schema as an argument.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ import os
 
 from tickwise.store.base import (
     ClientUniverse,
+    Halt,
     OrderRecord,
     PositionRows,
     Store,
     StoreError,
+    canonical_halt_scope,
+    parse_halt_scope,
 )
 from tickwise.store.seeding import (
     SeedingConfig,
@@ -26,15 +33,18 @@ from tickwise.store.sqlite import SQLiteStore
 
 __all__ = [
     "ClientUniverse",
+    "Halt",
     "OrderRecord",
     "PositionRows",
     "SQLiteStore",
     "SeedingConfig",
     "Store",
     "StoreError",
+    "canonical_halt_scope",
     "core_instruments",
     "generate_clients",
     "open_store",
+    "parse_halt_scope",
     "seed_clients",
 ]
 
@@ -46,10 +56,9 @@ def open_store(url: str | os.PathLike[str]) -> Store:
     """Open (creating and migrating as needed) the store that `url` names."""
     text = os.fspath(url)
     if text.startswith(_POSTGRES_SCHEMES):
-        raise NotImplementedError(
-            "the PostgreSQL back end arrives with the cluster deployment; "
-            "use a sqlite:///path store URL for now"
-        )
+        from tickwise.store.postgres import PostgresStore  # psycopg loads only when needed
+
+        return PostgresStore(text)
     if text in ("sqlite://", "sqlite:///:memory:", ":memory:"):
         return SQLiteStore(":memory:")
     if text.startswith(_SQLITE_PREFIX):

@@ -1,10 +1,13 @@
-"""The store interface: what every back end (SQLite now, PostgreSQL on a cluster) provides.
+"""The store interface: what every back end (SQLite on one machine, PostgreSQL on a cluster)
+provides.
 
 The store holds the reference data (instruments, clients, portfolios, accounts), the write-ahead
-order journal, the append-only execution events and the run records. Orders are journaled before
-they are sent; an order's status is never updated in place: it is derived from its execution
-events (the event with the highest `state rank` wins), which keeps the hot write path to plain
-appends and gives recovery a full history.
+order journal, the append-only execution events, the run records, the trading halts (the kill
+switch) and checkpoints of strategy and tuner state. Orders are journaled before they are sent;
+an order's status is never updated in place: it is derived from its execution events (the event
+with the highest `state rank` wins), which keeps the hot write path to plain appends and gives
+recovery a full history. Halts are append-only too: the latest event per scope says whether the
+scope is halted, and the history is the audit trail.
 """
 
 from __future__ import annotations
@@ -137,6 +140,58 @@ class EncryptedCredential:
     updated_ns: int
 
 
+HALT = "halt"
+RESUME = "resume"
+HALT_GLOBAL = "global"
+_HALT_SCOPE_KINDS = ("portfolio", "client")
+_MAX_SCOPE_ID = 2**31 - 1  # client and portfolio ids are int32 everywhere
+
+
+def parse_halt_scope(text: str) -> tuple[str, int | None]:
+    """The kind and id of a halt scope: "global" -> ("global", None), "portfolio:3" ->
+    ("portfolio", 3), "client:42" -> ("client", 42).
+
+    Anything else raises ValueError: a typo in a kill-switch command must fail loudly, never halt
+    (or resume) a scope that nothing reads.
+    """
+    if text == HALT_GLOBAL:
+        return HALT_GLOBAL, None
+    kind, sep, ident = text.partition(":")
+    if sep and kind in _HALT_SCOPE_KINDS and ident.isascii() and ident.isdigit():
+        number = int(ident)
+        if number <= _MAX_SCOPE_ID:
+            return kind, number
+    raise ValueError(
+        f"halt scope {text!r}: expected 'global', 'portfolio:<id>' or 'client:<id>' "
+        f"(id a non-negative integer up to {_MAX_SCOPE_ID})"
+    )
+
+
+def canonical_halt_scope(text: str) -> str:
+    """`text` validated and written one way ("client:007" -> "client:7"), so a halt and the
+    resume that lifts it always name the same scope."""
+    kind, number = parse_halt_scope(text)
+    return kind if number is None else f"{kind}:{number}"
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """One halt event: `action` is "halt" (trading stopped in `scope`) or "resume".
+
+    `seq` is the event's generation: it grows with every event, in commit order, so a poller
+    that saw generation g has seen every event up to g. `cancel_open` asks that open orders in
+    the scope be canceled as well.
+    """
+
+    scope: str
+    reason: str
+    cancel_open: bool
+    actor: str
+    ts_ns: int
+    seq: int
+    action: str = HALT
+
+
 class StoreError(RuntimeError):
     """A store could not be opened or migrated."""
 
@@ -249,9 +304,30 @@ class Store(ABC):
         """A client's journaled orders with their current state, oldest first."""
 
     @abstractmethod
+    def orders_by_ids(
+        self, client_order_ids: Sequence[str] | npt.NDArray[np.bytes_]
+    ) -> list[OrderRecord]:
+        """The journaled orders among `client_order_ids` (text, or a `COID_DTYPE` array) with
+        their current state, in the order asked; unknown ids are left out, an id asked twice is
+        returned twice. Recovery uses it to see where each order it is unsure of stands."""
+
+    @abstractmethod
     def unacked_orders(self, run_id: str | None = None) -> OrderBatch:
         """Journaled orders the venue has not acknowledged (journaled, sent or unknown): the
         orders recovery must reconcile with the venue by client order id."""
+
+    @abstractmethod
+    def unsettled_orders(self, run_id: str | None = None) -> OrderBatch:
+        """Journaled orders without a terminal answer (filled, rejected, canceled, expired):
+        the unacknowledged ones and those acknowledged but never reported done. After a crash
+        these are the orders to settle with the venue: a fill may have come while nobody
+        listened."""
+
+    @abstractmethod
+    def recorded_fills(self, run_id: str | None = None) -> ExecutionBatch:
+        """Every recorded fill (of one run, or all) in the order it was recorded, with its
+        order's signal, venue and event times: what rebuilds a ledger or an allocator after a
+        restart (each order fills once, so the rows are one per filled order)."""
 
     # --- runs ----------------------------------------------------------------------------------
 
@@ -304,6 +380,49 @@ class Store(ABC):
     @abstractmethod
     def credential_count(self, venue: Venue | None = None) -> int:
         """How many credentials are stored (at one venue, or at all)."""
+
+    # --- trading halts (the kill switch) -------------------------------------------------------
+
+    @abstractmethod
+    def set_halt(
+        self, scope: str, reason: str, *, cancel_open: bool = False, actor: str = "cli"
+    ) -> int:
+        """Halt trading in `scope` ("global", "portfolio:<id>", "client:<id>"; anything else
+        raises ValueError); returns the new halt generation. Halting a halted scope records the
+        new reason."""
+
+    @abstractmethod
+    def clear_halt(self, scope: str, *, actor: str = "cli", reason: str = "") -> int:
+        """Resume trading in `scope`; returns the new halt generation. Clearing a scope that is
+        not halted still records the event (the audit trail shows who tried)."""
+
+    @abstractmethod
+    def active_halts(self) -> list[Halt]:
+        """The scopes halted now (their latest event is a halt), by scope."""
+
+    @abstractmethod
+    def halt_generation(self) -> int:
+        """The generation of the latest halt event, 0 before any: one cheap read that moves on
+        every set and clear, so a live allocator can poll it per batch and reload the halts only
+        when it moves."""
+
+    @abstractmethod
+    def halt_history(self, limit: int = 100) -> list[Halt]:
+        """Halt and resume events, newest first, at most `limit` (>= 1): the audit trail."""
+
+    # --- checkpoints (strategy and tuner state for a restart) ----------------------------------
+
+    @abstractmethod
+    def save_checkpoint(self, name: str, payload: bytes) -> None:
+        """Store `payload` under `name`, replacing what was there, in one transaction."""
+
+    @abstractmethod
+    def load_checkpoint(self, name: str) -> tuple[bytes, int] | None:
+        """The payload saved under `name` and when it was saved (ns), or None."""
+
+    @abstractmethod
+    def checkpoint_names(self, prefix: str = "") -> list[str]:
+        """The names of the stored checkpoints that start with `prefix`, sorted."""
 
 
 def as_json(value: str | Mapping[str, Any]) -> str:

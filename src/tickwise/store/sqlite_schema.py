@@ -16,18 +16,21 @@ Design notes:
 - `credentials` holds one row per (client, venue): the public parts (key id, account id) in clear
   and the secret parts as AES-GCM ciphertext with its nonce and the id of the master key that
   sealed it. Plaintext secrets never reach the store.
+- `halt_events` is the append-only kill-switch log; the latest event per scope (index on scope,
+  seq) says whether the scope is halted. AUTOINCREMENT keeps `seq`, the halt generation, from
+  ever going back. `checkpoints` is keyed by name; it keeps a rowid because payloads can be large
+  (WITHOUT ROWID suits small rows only).
 """
 
 from __future__ import annotations
 
-from tickwise.store.base import TERMINAL_STATE_CODES
+from tickwise.store.base import HALT, RESUME, TERMINAL_STATE_CODES
+from tickwise.store.migrations import numbered
 
 _TERMINAL = ", ".join(str(code) for code in TERMINAL_STATE_CODES)
 
-MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+MIGRATIONS = numbered(
     (
-        1,
-        "reference data: instruments, clients, accounts, portfolios, subscriptions",
         """
         CREATE TABLE instruments (
             idx          INTEGER PRIMARY KEY,
@@ -71,10 +74,6 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             PRIMARY KEY (client_id, portfolio_id)
         ) WITHOUT ROWID;
         """,
-    ),
-    (
-        2,
-        "runs, write-ahead order journal, append-only execution events",
         f"""
         CREATE TABLE runs (
             run_id       TEXT    PRIMARY KEY,
@@ -119,10 +118,6 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE UNIQUE INDEX executions_one_terminal ON executions (client_order_id)
             WHERE state IN ({_TERMINAL});
         """,
-    ),
-    (
-        3,
-        "re-tuning audit trail",
         """
         CREATE TABLE retunes (
             seq                INTEGER PRIMARY KEY,
@@ -149,10 +144,6 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX retunes_by_symbol ON retunes (symbol, ts_ns);
         CREATE INDEX retunes_by_run ON retunes (run_id, ts_ns);
         """,
-    ),
-    (
-        4,
-        "venue credentials, encrypted at rest",
         """
         CREATE TABLE credentials (
             client_id     INTEGER NOT NULL,
@@ -168,7 +159,24 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ) WITHOUT ROWID;
         CREATE INDEX credentials_by_master_key ON credentials (master_key_id);
         """,
-    ),
+        f"""
+        CREATE TABLE halt_events (
+            seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+            scope       TEXT    NOT NULL,
+            action      TEXT    NOT NULL CHECK (action IN ('{HALT}', '{RESUME}')),
+            reason      TEXT    NOT NULL,
+            cancel_open INTEGER NOT NULL,
+            actor       TEXT    NOT NULL,
+            ts_ns       INTEGER NOT NULL
+        );
+        CREATE INDEX halt_events_by_scope ON halt_events (scope, seq);
+        CREATE TABLE checkpoints (
+            name    TEXT    PRIMARY KEY,
+            ts_ns   INTEGER NOT NULL,
+            payload BLOB    NOT NULL
+        );
+        """,
+    )
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

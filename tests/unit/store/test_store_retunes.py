@@ -1,18 +1,17 @@
-"""The re-tuning audit trail in the SQLite store: round trips, ordering, what is live, migration."""
+"""The re-tuning audit trail on every back end: round trips, ordering, what is live."""
 
 from __future__ import annotations
 
+import itertools
 import math
-import sqlite3
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from store_helpers import INTEGRITY_ERRORS, Backend
 
-from tickwise.store import SQLiteStore
-from tickwise.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
+from tickwise.store import Store
 from tickwise.tuning.records import Retune
 
 T0 = 1_700_000_000_000_000_000
@@ -93,7 +92,7 @@ def test_a_record_takes_lists_and_numpy_values_and_checks_its_shape() -> None:
 # --- round trips and ordering -----------------------------------------------------------------
 
 
-def test_every_field_survives_a_round_trip(store: SQLiteStore) -> None:
+def test_every_field_survives_a_round_trip(store: Store) -> None:
     rows = [
         retune("SPY", 0, "swap"),
         retune("BTC/USD", 5, "keep", reason="margin not met: +0.12 < 0.25", run_id="run-2"),
@@ -105,8 +104,9 @@ def test_every_field_survives_a_round_trip(store: SQLiteStore) -> None:
 
 
 def test_nan_and_infinite_scores_are_stored_as_missing_and_read_back_as_nan(
-    store: SQLiteStore,
+    backend: Backend,
 ) -> None:
+    store = backend.open()
     row = retune(live_score=math.nan, winner_score=math.inf, winner_train_score=-math.inf)
     store.record_retunes([row])
     (back,) = store.retune_history("SPY")
@@ -114,13 +114,11 @@ def test_nan_and_infinite_scores_are_stored_as_missing_and_read_back_as_nan(
     assert math.isnan(back.winner_score)
     assert math.isnan(back.winner_train_score)
     assert back.winner_params == row.winner_params
-    raw = sqlite3.connect(store.path).execute(
-        "SELECT live_score, winner_score, winner_train_score FROM retunes"
-    )
-    assert raw.fetchall() == [(None, None, None)]
+    raw = backend.execute("SELECT live_score, winner_score, winner_train_score FROM retunes")
+    assert raw == [(None, None, None)]
 
 
-def test_history_is_newest_first_per_symbol_and_run_with_a_limit(store: SQLiteStore) -> None:
+def test_history_is_newest_first_per_symbol_and_run_with_a_limit(store: Store) -> None:
     # Recorded out of time order, and two rows at the same instant: the later-recorded is newer.
     store.record_retunes([retune("SPY", 30), retune("SPY", 10), retune("QQQ", 20)])
     store.record_retunes([retune("SPY", 30, "swap", reason="second at 30", run_id="run-2")])
@@ -135,22 +133,27 @@ def test_history_is_newest_first_per_symbol_and_run_with_a_limit(store: SQLiteSt
         store.retune_history("SPY", limit=0)
 
 
-def test_recording_nothing_records_nothing(store: SQLiteStore) -> None:
+def test_recording_nothing_records_nothing(store: Store) -> None:
     assert store.record_retunes([]) == 0
     assert store.retune_history() == []
     assert store.current_params() == {}
 
 
-def test_a_batch_with_a_bad_row_records_nothing(store: SQLiteStore) -> None:
+def test_a_batch_with_a_bad_row_records_nothing(store: Store) -> None:
     good = retune()
     bad = replace(good, decision="keep")
     object.__setattr__(bad, "decision", "maybe")  # past the record's own check: the table's
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         store.record_retunes([good, bad])
     assert store.retune_history() == []
 
 
-@settings(max_examples=30, deadline=None)
+_symbols = itertools.count()
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     scores=st.lists(
         st.tuples(st.floats(allow_nan=True), st.floats(allow_nan=True, allow_infinity=True)),
@@ -160,17 +163,15 @@ def test_a_batch_with_a_bad_row_records_nothing(store: SQLiteStore) -> None:
     params=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=2, max_size=2),
 )
 def test_any_scores_and_parameters_round_trip(
-    tmp_path_factory: pytest.TempPathFactory,
-    scores: list[tuple[float, float]],
-    params: list[float],
+    store: Store, scores: list[tuple[float, float]], params: list[float]
 ) -> None:
-    with SQLiteStore(tmp_path_factory.mktemp("h") / "t.sqlite") as store:
-        rows = [
-            retune("SPY", i, "swap", winner=tuple(params), live_score=a, winner_score=b)
-            for i, (a, b) in enumerate(scores)
-        ]
-        store.record_retunes(rows)
-        back = store.retune_history("SPY", limit=len(rows))
+    symbol = f"S{next(_symbols)}"  # a symbol of its own per example
+    rows = [
+        retune(symbol, i, "swap", winner=tuple(params), live_score=a, winner_score=b)
+        for i, (a, b) in enumerate(scores)
+    ]
+    store.record_retunes(rows)
+    back = store.retune_history(symbol, limit=len(rows))
     assert len(back) == len(rows)
     for got, want in zip(back, reversed(rows), strict=True):
         assert same(got, replace(
@@ -184,7 +185,7 @@ def test_any_scores_and_parameters_round_trip(
 
 
 def test_current_params_come_from_the_latest_swap_and_every_decision_is_counted(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     store.record_retunes(
         [
@@ -218,7 +219,7 @@ def test_current_params_come_from_the_latest_swap_and_every_decision_is_counted(
     assert btc.last_score == 0.2 and btc.retunes == 1
 
 
-def test_a_keep_after_a_swap_scores_the_live_parameters(store: SQLiteStore) -> None:
+def test_a_keep_after_a_swap_scores_the_live_parameters(store: Store) -> None:
     store.record_retunes(
         [
             retune("SPY", 0, "swap", winner=(10, 60), winner_score=0.5),
@@ -229,7 +230,7 @@ def test_a_keep_after_a_swap_scores_the_live_parameters(store: SQLiteStore) -> N
     assert spy.last_score == 0.45 and spy.params == {"fast_s": 10.0, "slow_s": 60.0}
 
 
-def test_current_params_of_one_strategy(store: SQLiteStore) -> None:
+def test_current_params_of_one_strategy(store: Store) -> None:
     store.record_retunes(
         [
             retune("SPY", 0, "swap", winner=(10, 60)),
@@ -244,42 +245,3 @@ def test_current_params_of_one_strategy(store: SQLiteStore) -> None:
     assert trend["SPY"].retunes == 1
     assert list(store.current_params("revert")) == ["SPY"]
     assert store.current_params("nope") == {}
-
-
-# --- migration --------------------------------------------------------------------------------
-
-
-def test_an_older_store_gains_the_table_and_keeps_its_data(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite"
-    previous = 2  # the version before the retunes table (migration 3)
-    with sqlite3.connect(path) as conn:  # the schema as the release before this table wrote it
-        conn.execute(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY,"
-            " description TEXT NOT NULL, applied_ns INTEGER NOT NULL)"
-        )
-        for number, description, sql in MIGRATIONS[:previous]:
-            conn.executescript(sql)
-            conn.execute("INSERT INTO schema_version VALUES (?, ?, 0)", (number, description))
-        conn.execute("INSERT INTO runs (run_id, started_ns, config_json) VALUES ('old', 1, '{}')")
-        assert "retunes" not in {
-            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
-    conn.close()
-
-    store = SQLiteStore(path)
-    assert store.schema_version() == LATEST_VERSION
-    assert store.get_run("old") is not None
-    store.record_retunes([retune()])
-    store.close()
-
-    again = SQLiteStore(path)  # reopening applies nothing twice
-    assert again.migrate() == LATEST_VERSION
-    assert len(again.retune_history()) == 1
-    indexes = {
-        r[0]
-        for r in sqlite3.connect(path).execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'retunes'"
-        )
-    }
-    assert "retunes_by_symbol" in indexes
-    again.close()

@@ -11,7 +11,7 @@ from store_helpers import make_registry
 from tickwise.model.instruments import VENUE_RULES, AssetClass, InstrumentRegistry, Venue
 from tickwise.store import (
     ClientUniverse,
-    SQLiteStore,
+    Store,
     core_instruments,
     generate_clients,
     seed_clients,
@@ -129,7 +129,7 @@ def test_all_follow_portfolio_reaches_every_client_through_core_instruments(
 
 
 def test_seed_clients_saves_clients_and_instruments(
-    store: SQLiteStore, tiny_registry: InstrumentRegistry
+    store: Store, tiny_registry: InstrumentRegistry
 ) -> None:
     universe = seed_clients(store, tiny_registry, count=1_000, seed=11)
     assert store.client_count() == 1_000

@@ -1,7 +1,7 @@
-"""The re-tuning audit trail in SQLite: append decisions, read a symbol's history, summarise
-what is live per symbol.
+"""The re-tuning audit trail in SQL: append decisions, read a symbol's history, summarise what is
+live per symbol.
 
-Functions take an open connection so the caller decides the transaction. The record types are
+Functions take an open `Tx` so the caller decides the transaction. The record types are
 imported where they are built, so importing the store never imports the tuning package (which
 uses the store).
 """
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from tickwise.store.tx import Tx
 
 if TYPE_CHECKING:
     from tickwise.tuning.records import CurrentParams, Retune
@@ -27,7 +28,8 @@ _NEWEST_FIRST = "ORDER BY ts_ns DESC, seq DESC"
 
 
 def _score(value: float) -> float | None:
-    """NaN and infinities are stored as NULL (SQLite would turn NaN into NULL anyway)."""
+    """NaN and infinities are stored as NULL, in every back end (SQLite would turn NaN into NULL
+    anyway; PostgreSQL would keep it, and an infinity, as a value)."""
     return value if math.isfinite(value) else None
 
 
@@ -59,10 +61,8 @@ def _row(r: Retune) -> tuple[Any, ...]:
     )
 
 
-def write_retunes(conn: sqlite3.Connection, rows: Sequence[Retune]) -> int:
-    before = conn.total_changes
-    conn.executemany(_INSERT, [_row(r) for r in rows])
-    return conn.total_changes - before
+def write_retunes(tx: Tx, rows: Sequence[Retune]) -> int:
+    return tx.many(_INSERT, [_row(r) for r in rows])
 
 
 def _retune(r: Sequence[Any]) -> Retune:
@@ -70,30 +70,28 @@ def _retune(r: Sequence[Any]) -> Retune:
 
     return Retune(
         run_id=r[0],
-        instrument=r[1],
+        instrument=int(r[1]),
         symbol=r[2],
         strategy=r[3],
-        ts_ns=r[4],
-        train_from_ns=r[5],
-        train_to_ns=r[6],
-        valid_from_ns=r[7],
-        valid_to_ns=r[8],
+        ts_ns=int(r[4]),
+        train_from_ns=int(r[5]),
+        train_to_ns=int(r[6]),
+        valid_from_ns=int(r[7]),
+        valid_to_ns=int(r[8]),
         param_names=tuple(json.loads(r[9])),
         live_params=tuple(json.loads(r[10])),
         winner_params=tuple(json.loads(r[11])),
         live_score=_loaded(r[12]),
         winner_score=_loaded(r[13]),
         winner_train_score=_loaded(r[14]),
-        winner_trades=r[15],
-        sets_evaluated=r[16],
+        winner_trades=int(r[15]),
+        sets_evaluated=int(r[16]),
         decision=r[17],
         reason=r[18],
     )
 
 
-def read_history(
-    conn: sqlite3.Connection, symbol: str | None, limit: int, run_id: str | None
-) -> list[Retune]:
+def read_history(tx: Tx, symbol: str | None, limit: int, run_id: str | None) -> list[Retune]:
     if limit < 1:
         raise ValueError(f"retune history: limit must be >= 1, got {limit}")
     where: list[str] = []
@@ -103,19 +101,19 @@ def read_history(
             where.append(f"{column} = ?")
             params.append(value)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    rows = conn.execute(
+    rows = tx.rows(
         f"SELECT {_COLUMNS} FROM retunes{clause} {_NEWEST_FIRST} LIMIT ?", [*params, int(limit)]
-    ).fetchall()
+    )
     return [_retune(r) for r in rows]
 
 
-def read_current(conn: sqlite3.Connection, strategy: str | None) -> dict[str, CurrentParams]:
+def read_current(tx: Tx, strategy: str | None) -> dict[str, CurrentParams]:
     """Per symbol: its latest row (rank 1 over all rows) and its latest swap (rank 1 among swaps),
     plus the row count, in one pass over the table."""
     from tickwise.tuning.records import CurrentParams
 
     clause, params = ("", []) if strategy is None else (" WHERE strategy = ?", [strategy])
-    rows = conn.execute(
+    rows = tx.rows(
         "SELECT symbol, instrument, strategy, ts_ns, param_names, live_params, winner_params,"
         " live_score, winner_score, decision, latest, latest_of_kind, n FROM ("
         "  SELECT *,"
@@ -124,10 +122,10 @@ def read_current(conn: sqlite3.Connection, strategy: str | None) -> dict[str, Cu
         f"    {_NEWEST_FIRST}) AS latest_of_kind,"
         "    COUNT(*) OVER (PARTITION BY symbol) AS n"
         f"  FROM retunes{clause}"
-        ") WHERE latest = 1 OR (decision = 'swap' AND latest_of_kind = 1)"
+        ") AS ranked WHERE latest = 1 OR (decision = 'swap' AND latest_of_kind = 1)"
         " ORDER BY symbol, latest",
         params,
-    ).fetchall()
+    )
     last: dict[str, Sequence[Any]] = {}
     swap: dict[str, Sequence[Any]] = {}
     for r in rows:

@@ -1,12 +1,11 @@
-"""Reference data in SQLite: instruments, clients, accounts, portfolios and subscriptions.
+"""Reference data in SQL: instruments, clients, accounts, portfolios and subscriptions.
 
-Functions take an open connection so the caller decides the transaction: a save replaces the
-whole set in one transaction, a load reads one snapshot.
+Functions take an open `Tx` so the caller decides the transaction: a save replaces the whole set
+in one transaction (bulk-loaded: 30,000 clients and their subscriptions in one pass), a load
+reads one snapshot.
 """
 
 from __future__ import annotations
-
-import sqlite3
 
 import numpy as np
 
@@ -14,9 +13,26 @@ from tickwise.model.clients import Account, ClientBook, Portfolio
 from tickwise.model.ids import AccountId, ClientId, PortfolioId
 from tickwise.model.instruments import AssetClass, Instrument, InstrumentRegistry, Venue
 from tickwise.store.base import ClientUniverse
+from tickwise.store.tx import Tx
+
+_INSTRUMENTS = (
+    "idx",
+    "symbol",
+    "asset_class",
+    "tick_size",
+    "lot_size",
+    "min_notional",
+    "fractionable",
+)
+_CLIENTS = ("client_id", "name", "venue", "equity", "max_order_notional", "max_position_weight")
+_ACCOUNTS = ("account_id", "client_id", "venue")
+_PORTFOLIOS = ("portfolio_id", "name", "asset_class")
+_WEIGHTS = ("portfolio_id", "position", "instrument", "weight")
+_SUBSCRIPTIONS = ("client_id", "portfolio_id", "allocation")
+_CLIENT_TABLES = ("clients", "accounts", "portfolios", "portfolio_weights", "subscriptions")
 
 
-def write_instruments(conn: sqlite3.Connection, registry: InstrumentRegistry) -> None:
+def write_instruments(tx: Tx, registry: InstrumentRegistry) -> None:
     rows = [
         (
             i.index,
@@ -25,34 +41,31 @@ def write_instruments(conn: sqlite3.Connection, registry: InstrumentRegistry) ->
             i.tick_size,
             i.lot_size,
             i.min_notional,
-            int(i.fractionable),
+            bool(i.fractionable),
         )
         for i in registry
     ]
-    conn.execute("DELETE FROM instruments")
-    conn.executemany("INSERT INTO instruments VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    tx.run("DELETE FROM instruments")
+    tx.load("instruments", _INSTRUMENTS, rows)
 
 
-def read_instruments(conn: sqlite3.Connection) -> InstrumentRegistry:
-    rows = conn.execute(
-        "SELECT idx, symbol, asset_class, tick_size, lot_size, min_notional, fractionable "
-        "FROM instruments ORDER BY idx"
-    ).fetchall()
+def read_instruments(tx: Tx) -> InstrumentRegistry:
+    rows = tx.rows(f"SELECT {', '.join(_INSTRUMENTS)} FROM instruments ORDER BY idx")
     return InstrumentRegistry(
         Instrument(
-            index=r[0],
+            index=int(r[0]),
             symbol=r[1],
             asset_class=AssetClass(r[2]),
-            tick_size=r[3],
-            lot_size=r[4],
-            min_notional=r[5],
+            tick_size=float(r[3]),
+            lot_size=float(r[4]),
+            min_notional=float(r[5]),
             fractionable=bool(r[6]),
         )
         for r in rows
     )
 
 
-def write_clients(conn: sqlite3.Connection, universe: ClientUniverse) -> None:
+def write_clients(tx: Tx, universe: ClientUniverse) -> None:
     book = universe.book
     clients = zip(
         book.client_id.tolist(),
@@ -64,6 +77,7 @@ def write_clients(conn: sqlite3.Connection, universe: ClientUniverse) -> None:
         strict=True,
     )
     accounts = [(str(a.account_id), int(a.client_id), int(a.venue)) for a in universe.accounts]
+    portfolios = [(p.portfolio_id, p.name, int(p.asset_class)) for p in universe.portfolios]
     weights = [
         (p.portfolio_id, pos, inst, w)
         for p in universe.portfolios
@@ -75,27 +89,23 @@ def write_clients(conn: sqlite3.Connection, universe: ClientUniverse) -> None:
         book.sub_allocation.tolist(),
         strict=True,
     )
-    for table in ("clients", "accounts", "portfolios", "portfolio_weights", "subscriptions"):
-        conn.execute(f"DELETE FROM {table}")
-    conn.executemany("INSERT INTO clients VALUES (?, ?, ?, ?, ?, ?)", clients)
-    conn.executemany("INSERT INTO accounts VALUES (?, ?, ?)", accounts)
-    conn.executemany(
-        "INSERT INTO portfolios VALUES (?, ?, ?)",
-        [(p.portfolio_id, p.name, int(p.asset_class)) for p in universe.portfolios],
-    )
-    conn.executemany("INSERT INTO portfolio_weights VALUES (?, ?, ?, ?)", weights)
-    conn.executemany("INSERT INTO subscriptions VALUES (?, ?, ?)", subs)
+    for table in _CLIENT_TABLES:
+        tx.run(f"DELETE FROM {table}")
+    tx.load("clients", _CLIENTS, clients)
+    tx.load("accounts", _ACCOUNTS, accounts)
+    tx.load("portfolios", _PORTFOLIOS, portfolios)
+    tx.load("portfolio_weights", _WEIGHTS, weights)
+    tx.load("subscriptions", _SUBSCRIPTIONS, subs)
 
 
-def read_client_book(conn: sqlite3.Connection) -> ClientBook:
-    clients = conn.execute(
+def read_client_book(tx: Tx) -> ClientBook:
+    clients = tx.rows(
         "SELECT client_id, venue, equity, max_order_notional, max_position_weight "
         "FROM clients ORDER BY client_id"
-    ).fetchall()
-    subs = conn.execute(
-        "SELECT client_id, portfolio_id, allocation FROM subscriptions "
-        "ORDER BY client_id, portfolio_id"
-    ).fetchall()
+    )
+    subs = tx.rows(
+        f"SELECT {', '.join(_SUBSCRIPTIONS)} FROM subscriptions ORDER BY client_id, portfolio_id"
+    )
     c = list(zip(*clients, strict=True)) or [()] * 5
     s = list(zip(*subs, strict=True)) or [()] * 3
     return ClientBook(
@@ -110,12 +120,10 @@ def read_client_book(conn: sqlite3.Connection) -> ClientBook:
     )
 
 
-def read_portfolios(conn: sqlite3.Connection) -> tuple[Portfolio, ...]:
-    heads = conn.execute(
-        "SELECT portfolio_id, name, asset_class FROM portfolios ORDER BY portfolio_id"
-    ).fetchall()
+def read_portfolios(tx: Tx) -> tuple[Portfolio, ...]:
+    heads = tx.rows(f"SELECT {', '.join(_PORTFOLIOS)} FROM portfolios ORDER BY portfolio_id")
     members: dict[int, list[tuple[int, float]]] = {int(h[0]): [] for h in heads}
-    for pid, inst, w in conn.execute(
+    for pid, inst, w in tx.rows(
         "SELECT portfolio_id, instrument, weight FROM portfolio_weights "
         "ORDER BY portfolio_id, position"
     ):
@@ -132,13 +140,13 @@ def read_portfolios(conn: sqlite3.Connection) -> tuple[Portfolio, ...]:
     )
 
 
-def read_clients(conn: sqlite3.Connection) -> ClientUniverse:
-    book = read_client_book(conn)
-    names = [r[0] for r in conn.execute("SELECT name FROM clients ORDER BY client_id")]
+def read_clients(tx: Tx) -> ClientUniverse:
+    book = read_client_book(tx)
+    names = [r[0] for r in tx.rows("SELECT name FROM clients ORDER BY client_id")]
     accounts = tuple(
-        Account(account_id=AccountId(a), client_id=ClientId(c), venue=Venue(v))
-        for a, c, v in conn.execute(
-            "SELECT account_id, client_id, venue FROM accounts ORDER BY client_id, account_id"
+        Account(account_id=AccountId(a), client_id=ClientId(int(c)), venue=Venue(v))
+        for a, c, v in tx.rows(
+            f"SELECT {', '.join(_ACCOUNTS)} FROM accounts ORDER BY client_id, account_id"
         )
     )
-    return ClientUniverse(book, read_portfolios(conn), accounts, tuple(names))
+    return ClientUniverse(book, read_portfolios(tx), accounts, tuple(names))

@@ -1,12 +1,11 @@
-"""Venue credentials in SQLite: upsert encrypted rows, load a router lane's rows in one read.
+"""Venue credentials in SQL: upsert encrypted rows, load a router lane's rows in one read.
 
-Functions take an open connection so the caller decides the transaction. Rows hold ciphertext
+Functions take an open `Tx` so the caller decides the transaction. Rows hold ciphertext
 only; sealing and opening them is `tickwise.venues.credentials`' job.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy.typing as npt
 
 from tickwise.model.instruments import Venue
 from tickwise.store.base import EncryptedCredential
+from tickwise.store.tx import Tx, in_lists
 
 _COLUMNS = (
     "client_id, venue, kind, key_id, account_id, nonce, ciphertext, master_key_id, updated_ns"
@@ -26,7 +26,6 @@ _UPSERT = (
     " ciphertext = excluded.ciphertext, master_key_id = excluded.master_key_id,"
     " updated_ns = excluded.updated_ns"
 )
-_IN_CHUNK = 500  # ids per `IN (...)` lookup, well below SQLite's variable limit
 
 
 def _row(c: EncryptedCredential) -> tuple[Any, ...]:
@@ -57,34 +56,27 @@ def _credential(r: Sequence[Any]) -> EncryptedCredential:
     )
 
 
-def write_credentials(conn: sqlite3.Connection, rows: Sequence[EncryptedCredential]) -> int:
+def write_credentials(tx: Tx, rows: Sequence[EncryptedCredential]) -> int:
     """Insert or replace `rows` (keyed by client and venue); returns rows written."""
-    before = conn.total_changes
-    conn.executemany(_UPSERT, [_row(c) for c in rows])
-    return conn.total_changes - before
+    return tx.many(_UPSERT, [_row(c) for c in rows])
 
 
-def read_credentials(
-    conn: sqlite3.Connection, client_ids: npt.ArrayLike, venue: Venue
-) -> list[EncryptedCredential]:
+def read_credentials(tx: Tx, client_ids: npt.ArrayLike, venue: Venue) -> list[EncryptedCredential]:
     """The rows of `client_ids` at `venue`, by ascending client id, in chunked `IN` lookups
     (each a primary-key probe), so 30,000 clients cost 60 short queries, not 30,000."""
     ids = np.unique(np.asarray(client_ids, dtype=np.int64).ravel()).tolist()
     found: list[EncryptedCredential] = []
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        cursor = conn.execute(
+    for marks, chunk in in_lists(ids):
+        rows = tx.rows(
             f"SELECT {_COLUMNS} FROM credentials WHERE venue = ? AND client_id IN ({marks})"
             " ORDER BY client_id",
             [int(venue), *chunk],
         )
-        found.extend(_credential(r) for r in cursor)
+        found.extend(_credential(r) for r in rows)
     return found
 
 
-def count_credentials(conn: sqlite3.Connection, venue: Venue | None) -> int:
+def count_credentials(tx: Tx, venue: Venue | None) -> int:
     if venue is None:
-        return int(conn.execute("SELECT COUNT(*) FROM credentials").fetchone()[0])
-    cursor = conn.execute("SELECT COUNT(*) FROM credentials WHERE venue = ?", (int(venue),))
-    return int(cursor.fetchone()[0])
+        return int(tx.scalar("SELECT COUNT(*) FROM credentials"))
+    return int(tx.scalar("SELECT COUNT(*) FROM credentials WHERE venue = ?", (int(venue),)))
