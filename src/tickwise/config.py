@@ -109,6 +109,50 @@ class VenueSimConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RiskConfig:
+    """Pre-trade risk controls beyond each client's own limits (docs/configuration.md).
+
+    `price_band_pct`: refuse a signal whose price is more than this many percent from its
+    instrument's last accepted price; `price_band_confirmations` consecutive refused signals
+    that agree on a new level move the reference there (a real move trades again, a lone bad
+    print does not). `max_quote_age_ms`: refuse a signal whose market data is older than this
+    (the feed's clock: generated and replayed ticks are stamped with the wall clock).
+    `max_daily_loss_pct`: no buys for a client whose mark-to-market loss since the start of the
+    UTC day exceeds this percentage of its equity then; sells still go. `*_max_orders_per_s`:
+    the desk's cap on the order rate to each venue, a token bucket holding `throttle_burst_s`
+    seconds of it (at least one order). 0 disables any one of them.
+    """
+
+    price_band_pct: float = 10.0
+    price_band_confirmations: int = 3
+    max_quote_age_ms: float = 5_000.0
+    max_daily_loss_pct: float = 5.0
+    alpaca_max_orders_per_s: float = 0.0
+    binance_max_orders_per_s: float = 0.0
+    etrade_max_orders_per_s: float = 0.0
+    throttle_burst_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            problem = _range_problem("risk", f.name, getattr(self, f.name))
+            if problem:
+                raise ConfigError(f"[risk] {f.name}: {problem}")
+
+    def max_orders_per_s(self, venue: Venue) -> float:
+        """The desk's order-rate cap to `venue` (0: none)."""
+        return {
+            Venue.ALPACA: self.alpaca_max_orders_per_s,
+            Venue.BINANCE: self.binance_max_orders_per_s,
+            Venue.ETRADE: self.etrade_max_orders_per_s,
+        }[venue]
+
+    def order_burst(self, venue: Venue) -> float:
+        """Orders the throttle of `venue` lets through at once: `throttle_burst_s` of its rate,
+        at least one."""
+        return max(1.0, self.max_orders_per_s(venue) * self.throttle_burst_s)
+
+
+@dataclass(frozen=True, slots=True)
 class EngineConfig:
     address: str = ""
     strategy_shards: int = 2
@@ -117,6 +161,9 @@ class EngineConfig:
     max_inflight_batches: int = 64
     journal_chunk: int = 4096
     drain_timeout_s: float = 30.0
+    # An order journaled but never sent (its router crashed, the process was killed) is resent
+    # when found if its market event is this recent; older, it is marked EXPIRED instead.
+    resend_within_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +227,7 @@ class Config:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     allocation: AllocationConfig = field(default_factory=AllocationConfig)
     venues: VenueSimConfig = field(default_factory=VenueSimConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     ticks: TicksConfig = field(default_factory=TicksConfig)
@@ -267,6 +315,14 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("venues", "network_delay_ms"): (0.0, 10_000.0),
     ("ticks", "flush_s"): (0.1, 86_400.0),
     ("ticks", "flush_rows"): (1, 100_000_000),
+    ("risk", "price_band_pct"): (0.0, 1000.0),
+    ("risk", "price_band_confirmations"): (1, 1000),
+    ("risk", "max_quote_age_ms"): (0.0, 86_400_000.0),
+    ("risk", "max_daily_loss_pct"): (0.0, 100.0),
+    ("risk", "alpaca_max_orders_per_s"): (0.0, 10_000_000.0),
+    ("risk", "binance_max_orders_per_s"): (0.0, 10_000_000.0),
+    ("risk", "etrade_max_orders_per_s"): (0.0, 10_000_000.0),
+    ("risk", "throttle_burst_s"): (0.0, 3600.0),
 }
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("run", "tier"): tuple(TIERS),
@@ -274,6 +330,14 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("tuning", "device"): ("auto", "cpu", "gpu"),
     ("tuning", "objective"): ("sharpe", "sortino", "return_drawdown", "return"),
 }
+
+
+def _range_problem(section: str, key: str, value: Any) -> str:
+    """What is wrong with `value` against the range of [section] key ("" when nothing)."""
+    bounds = _RANGES.get((section, key))
+    if bounds and not bounds[0] <= value <= bounds[1]:
+        return f"{value!r} is out of range [{bounds[0]}, {bounds[1]}]"
+    return ""
 
 
 def _coerce(where: str, value: Any, annotation: Any) -> Any:
@@ -304,9 +368,9 @@ def _apply_section(section: Any, name: str, values: Mapping[str, Any], source: s
         if key not in known:
             raise ConfigError(f"{where}: unknown setting (known: {', '.join(sorted(known))})")
         coerced = _coerce(where, value, known[key].type)
-        bounds = _RANGES.get((name, key))
-        if bounds and not bounds[0] <= coerced <= bounds[1]:
-            raise ConfigError(f"{where}: {coerced!r} is out of range [{bounds[0]}, {bounds[1]}]")
+        problem = _range_problem(name, key, coerced)
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
         choices = _CHOICES.get((name, key))
         if choices and coerced not in choices:
             raise ConfigError(f"{where}: {coerced!r} is not one of {', '.join(choices)}")

@@ -3,7 +3,9 @@
 Each function takes columns (one row per candidate order) and returns new columns or a mask; none
 keeps state, so the allocator composes them and tests check each alone. Quantities are unsigned;
 `side` is +1 (buy) / -1 (sell). A clip only ever makes an order smaller and keeps its quantity a
-multiple of the venue increment. `RISK_REASONS` names the `RejectReason` behind each check.
+multiple of the venue increment. `RISK_REASONS` names the `RejectReason` behind each check,
+these and the stateful ones (`price_band`, `daily_loss`, `throttle`, the allocator's halts and
+stale-data guard).
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ RISK_REASONS: dict[str, RejectReason] = {
     "buying_power": RejectReason.RISK_BUYING_POWER,
     "min_notional": RejectReason.BELOW_MIN_NOTIONAL,
     "no_short": RejectReason.INSUFFICIENT_POSITION,
+    "price_band": RejectReason.RISK_PRICE_BAND,
+    "stale_data": RejectReason.RISK_STALE_DATA,
+    "max_daily_loss": RejectReason.RISK_MAX_DAILY_LOSS,
+    "halted": RejectReason.RISK_HALTED,
+    "throttled": RejectReason.RISK_THROTTLED,
 }
 
 
@@ -103,3 +110,19 @@ def clip_to_buying_power(
     factor = scale[client_row]
     scaled = round_down_to_increment(qty * factor, increment)
     return np.where((side > 0) & (factor < 1.0), scaled, qty)
+
+
+def market_data_usable(price: F64, bid: F64, ask: F64) -> npt.NDArray[np.bool_]:
+    """Signals that can be traded on: finite positive price, bid and ask, and a book that is not
+    crossed (bid > ask). A locked book (bid == ask) is a real quote and passes."""
+    finite = np.isfinite(price) & np.isfinite(bid) & np.isfinite(ask)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(finite & (price > 0) & (bid > 0) & (ask > 0) & (bid <= ask))
+
+
+def stale(ts_event: npt.NDArray[np.int64], now_ns: int, max_age_ns: int) -> npt.NDArray[np.bool_]:
+    """Market data older than `max_age_ns` at `now_ns`; `max_age_ns == 0` disables the check.
+    Data stamped after `now_ns` (clocks a little apart) is not stale."""
+    if max_age_ns <= 0:
+        return np.zeros(ts_event.size, dtype=np.bool_)
+    return np.asarray(ts_event < now_ns - max_age_ns)  # age > max, without int64 overflow

@@ -117,7 +117,9 @@ def advance(states: npt.NDArray[np.int8], event: OrderEvent) -> npt.NDArray[np.i
 
 
 class RejectReason(IntEnum):
-    """Why an order did not trade. Venue reasons keep the venue's wording in the journal."""
+    """Why an order did not trade. Venue reasons keep the venue's wording in the journal.
+
+    Codes are stored (journal, executions): append new reasons, never renumber."""
 
     NONE = 0
     INSUFFICIENT_BUYING_POWER = 1
@@ -130,6 +132,11 @@ class RejectReason(IntEnum):
     RISK_MAX_POSITION = 8
     RISK_BUYING_POWER = 9
     VENUE_ERROR = 10
+    RISK_PRICE_BAND = 11  # the signal's price is outside the instrument's band (fat finger)
+    RISK_STALE_DATA = 12  # the signal's market data is older than the allowed age
+    RISK_MAX_DAILY_LOSS = 13  # a buy for a client past its daily loss limit
+    RISK_HALTED = 14  # kill switch: the desk, the client or the portfolio is halted
+    RISK_THROTTLED = 15  # over the desk's order rate to the venue
 
 
 class Side(IntEnum):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tickwise.config import ConfigError, load, scale_instruments
+from tickwise.config import ConfigError, RiskConfig, load, scale_instruments
+from tickwise.model.instruments import Venue
 
 
 def test_defaults_are_the_dev_tier() -> None:
@@ -54,3 +55,61 @@ def test_missing_file_is_reported() -> None:
 def test_instrument_scaling_keeps_the_crypto_share() -> None:
     config = scale_instruments(load(), 100)
     assert config.instruments == 100 and config.market.crypto == 13
+
+
+# --- [risk] -------------------------------------------------------------------------------------
+
+
+def test_risk_defaults_leave_generated_flow_alone_and_venues_uncapped() -> None:
+    risk = load().risk
+    assert (risk.price_band_pct, risk.price_band_confirmations) == (10.0, 3)
+    assert risk.max_quote_age_ms == 5_000.0 and risk.max_daily_loss_pct == 5.0
+    assert all(risk.max_orders_per_s(v) == 0.0 for v in Venue)
+
+
+def test_risk_section_from_a_file_with_a_per_venue_order_rate(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(
+        "[risk]\nprice_band_pct = 7.5\nmax_quote_age_ms = 0\n"
+        "binance_max_orders_per_s = 40\nthrottle_burst_s = 0.5\netrade_max_orders_per_s = 0.5\n"
+    )
+    risk = load(path).risk
+    assert risk.price_band_pct == 7.5 and risk.max_quote_age_ms == 0.0
+    assert risk.max_orders_per_s(Venue.BINANCE) == 40.0
+    assert risk.max_orders_per_s(Venue.ALPACA) == 0.0
+    assert risk.order_burst(Venue.BINANCE) == 20.0  # half a second of 40/s
+    assert risk.order_burst(Venue.ETRADE) == 1.0  # never less than one order
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[risk]\nprice_band_pct = -1\n",
+            r"t\.toml: \[risk\] price_band_pct: -1\.0 is out of range",
+        ),
+        ("[risk]\nmax_daily_loss_pct = 101\n", r"\[risk\] max_daily_loss_pct: 101\.0 is out of"),
+        ("[risk]\nmax_quote_age_ms = -0.5\n", r"\[risk\] max_quote_age_ms: -0\.5 is out of range"),
+        ("[risk]\nprice_band_confirmations = 0\n", r"\[risk\] price_band_confirmations: 0 is out"),
+        ("[risk]\nprice_band_confirmations = 2.5\n", r"price_band_confirmations: expected an int"),
+        ("[risk]\nalpaca_max_orders_per_s = -3\n", r"\[risk\] alpaca_max_orders_per_s: -3\.0 is"),
+        ("[risk]\nmax_orders_per_s = 5\n", r"\[risk\] max_orders_per_s: unknown setting"),
+    ],
+)
+def test_a_broken_risk_setting_gives_one_line_naming_it(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("price_band_pct", float("nan")), ("max_quote_age_ms", -1.0), ("throttle_burst_s", 1e9)],
+)
+def test_a_risk_config_built_in_code_is_validated_too(field: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=rf"^\[risk\] {field}: .* is out of range"):
+        RiskConfig(**{field: value})

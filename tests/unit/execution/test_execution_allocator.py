@@ -2,103 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pytest
-from execution_helpers import make_registry
+from execution_helpers import (
+    REGISTRY,
+    T0,
+    make_book,
+    one_stock_allocator,
+    outcomes,
+    portfolio,
+    signals,
+)
 
 from tickwise.execution.allocator import Allocator, AllocatorConfig
-from tickwise.model.clients import ClientBook, Portfolio
-from tickwise.model.ids import PortfolioId, client_order_ids, signal_ids
+from tickwise.model.ids import client_order_ids
 from tickwise.model.instruments import AssetClass, InstrumentRegistry, Venue
-from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason
+from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState
 from tickwise.model.signals import SignalBatch
-
-T0 = 1_700_000_000_000_000_000
-REGISTRY = make_registry(10, 2)  # stocks 0..9 (0 whole shares only), crypto 10, 11
-
-
-def make_book(
-    venues: Sequence[Venue],
-    equity: Sequence[float],
-    subs: Sequence[tuple[int, int, float]],
-    max_position_weight: float = 1.0,
-    max_order_fraction: float = 1.0,
-) -> ClientBook:
-    eq = np.array(equity, dtype=np.float64)
-    return ClientBook(
-        client_id=np.arange(len(venues), dtype=np.int32),
-        venue=np.array([int(v) for v in venues], dtype=np.uint8),
-        equity=eq,
-        max_order_notional=eq * max_order_fraction,
-        max_position_weight=np.full(len(venues), max_position_weight),
-        sub_client=np.array([s[0] for s in subs], dtype=np.int32),
-        sub_portfolio=np.array([s[1] for s in subs], dtype=np.int32),
-        sub_allocation=np.array([s[2] for s in subs], dtype=np.float64),
-    )
-
-
-def portfolio(
-    pid: int, members: dict[int, float], cls: AssetClass = AssetClass.EQUITY
-) -> Portfolio:
-    return Portfolio(PortfolioId(pid), f"p{pid}", cls, tuple(members), tuple(members.values()))
-
-
-def signals(
-    instruments: Sequence[int], weights: Sequence[float], prices: Sequence[float], micros: int
-) -> SignalBatch:
-    inst = np.array(instruments, dtype=np.uint32)
-    ts = np.full(inst.size, T0 + micros * 1000, dtype=np.int64)
-    price = np.array(prices, dtype=np.float64)
-    return SignalBatch(
-        signal_id=signal_ids(inst, ts),
-        instrument=inst,
-        target_weight=np.array(weights, dtype=np.float64),
-        price=price,
-        bid=price * 0.999,
-        ask=price * 1.001,
-        ts_event=ts,
-        ts_recv=ts + 10,
-        ts_signal=ts + 20,
-    )
-
-
-def outcomes(
-    orders: OrderBatch,
-    state: OrderState,
-    fill_qty: np.ndarray | None = None,
-    fill_price: float | None = None,
-    fee: float = 0.0,
-) -> ExecutionBatch:
-    n = len(orders)
-    qty = np.zeros(n) if fill_qty is None else fill_qty
-    return ExecutionBatch(
-        client_order_id=orders.client_order_id.copy(),
-        signal_id=orders.signal_id.copy(),
-        client=orders.client.copy(),
-        venue=orders.venue.copy(),
-        instrument=orders.instrument.copy(),
-        side=orders.side.copy(),
-        state=np.full(n, state, np.int8),
-        reason=np.full(n, RejectReason.NONE, np.int8),
-        fill_qty=qty,
-        fill_price=orders.price.copy() if fill_price is None else np.full(n, fill_price),
-        fee=np.full(n, fee),
-        ts_event=orders.ts_event.copy(),
-        ts_recv=orders.ts_recv.copy(),
-        ts_sent=orders.ts_alloc + 1,
-        ts_ack=orders.ts_alloc + 2,
-    )
-
-
-def one_stock_allocator(
-    equity: float = 10_000.0, venue: Venue = Venue.ALPACA, **config: float | bool
-) -> Allocator:
-    """One client, 50% of equity in a portfolio holding stock 1 at weight 0.2 (coef 0.1)."""
-    book = make_book([venue], [equity], [(0, 0, 0.5)])
-    return Allocator(book, [portfolio(0, {1: 0.2, 2: 0.8})], REGISTRY, AllocatorConfig(**config))  # type: ignore[arg-type]
-
 
 # --- sizing -----------------------------------------------------------------------------------
 
@@ -150,10 +70,10 @@ def test_binance_min_notional_drops_a_small_crypto_order() -> None:
 def test_exiting_sells_exactly_the_position_and_never_shorts() -> None:
     alloc = one_stock_allocator()
     bought = alloc.on_signals(signals([1], [1.0], [100.0], 1), T0)
-    sold = alloc.on_signals(signals([1], [0.0], [120.0], 2), T0)
+    sold = alloc.on_signals(signals([1], [0.0], [105.0], 2), T0)
     assert sold.side.tolist() == [-1] and sold.qty[0] == pytest.approx(bought.qty[0])
     assert alloc.expected_positions(1) == pytest.approx([0.0])
-    assert len(alloc.on_signals(signals([1], [0.0], [80.0], 3), T0)) == 0
+    assert len(alloc.on_signals(signals([1], [0.0], [95.0], 3), T0)) == 0
 
 
 def test_a_replayed_signal_id_is_ignored() -> None:
@@ -178,6 +98,68 @@ def test_unusable_signals_are_counted_not_sized() -> None:
     bad = signals([1, 1, 99], [1.0, 1.0, 1.0], [np.nan, -3.0, 10.0], 1)
     assert len(alloc.on_signals(bad, T0)) == 0
     assert alloc.counters["signals_invalid"] == 3
+
+
+# --- market data: usable, fresh ----------------------------------------------------------------
+
+
+def test_a_crossed_book_or_a_bad_quote_is_refused_as_invalid() -> None:
+    alloc = one_stock_allocator()
+    bad = signals([1, 1, 1, 1], [1.0] * 4, [100.0] * 4, 1)
+    bad.bid[:] = [100.2, np.nan, -1.0, 99.9]
+    bad.ask[:] = [100.1, 100.1, 100.1, np.inf]
+    assert len(alloc.on_signals(bad, T0)) == 0
+    assert alloc.counters["signals_invalid"] == 4
+    locked = signals([1], [1.0], [100.0], 2)
+    locked.bid[:] = locked.ask[:] = 100.0  # a locked book is a real quote
+    assert len(alloc.on_signals(locked, T0)) == 1
+
+
+def test_a_signal_exactly_as_old_as_allowed_trades_and_one_ns_older_does_not() -> None:
+    limit_ns = 250 * 1_000_000
+    batch = signals([1], [1.0], [100.0], 1)
+    at_limit = one_stock_allocator(max_quote_age_ms=250.0)
+    assert len(at_limit.on_signals(batch, int(batch.ts_event[0]) + limit_ns)) == 1
+    past_limit = one_stock_allocator(max_quote_age_ms=250.0)
+    assert len(past_limit.on_signals(batch, int(batch.ts_event[0]) + limit_ns + 1)) == 0
+    assert past_limit.counters["signals_stale"] == 1
+    assert past_limit.counters["signals_accepted"] == 0
+
+
+def test_a_stale_signal_moves_neither_the_price_reference_nor_the_marks() -> None:
+    alloc = one_stock_allocator(max_quote_age_ms=1_000.0, fee_buffer_bps=0.0)
+    first = signals([1], [1.0], [100.0], 1)
+    alloc.on_signals(first, int(first.ts_event[0]))
+    old = signals([1], [1.0], [104.0], 2)
+    assert len(alloc.on_signals(old, int(old.ts_event[0]) + 2_000_000_000)) == 0
+    assert alloc.reference_prices()[1] == 100.0
+    assert alloc.equity() == pytest.approx([10_000.0])  # still marked at 100
+
+
+def test_a_zero_max_age_never_refuses_and_a_future_stamp_is_not_stale() -> None:
+    off = one_stock_allocator(max_quote_age_ms=0.0)
+    batch = signals([1], [1.0], [100.0], 1)
+    assert len(off.on_signals(batch, int(batch.ts_event[0]) + 86_400 * 10**9)) == 1
+    on = one_stock_allocator(max_quote_age_ms=1.0)
+    assert len(on.on_signals(batch, int(batch.ts_event[0]) - 5_000_000)) == 1  # clocks apart
+
+
+def test_the_default_age_admits_what_the_generated_market_stamps() -> None:
+    """The generator stamps every tick with the clock it is polled at (in (last poll, now]),
+    so a signal allocated one feed interval later is far inside the default age."""
+    from tickwise.data.generator import MarketGenerator
+
+    gen = MarketGenerator(REGISTRY, seed=3)
+    gen.next_batch(T0)
+    ticks = gen.next_batch(T0 + 5_000_000)  # one 5 ms feed batch
+    assert len(ticks) > 0 and ticks.ts_event.min() > T0 and ticks.ts_event.max() <= T0 + 5_000_000
+    alloc = one_stock_allocator()  # defaults
+    batch = signals([1] * len(ticks), [1.0] * len(ticks), [100.0] * len(ticks), 0)
+    batch.ts_event[:] = ticks.ts_event
+    batch.signal_id[:] = np.arange(len(ticks))
+    alloc.on_signals(batch, T0 + 5_000_000 + 50_000_000)  # allocated 50 ms after the feed cut
+    assert alloc.counters["signals_stale"] == 0
+    assert alloc.counters["signals_accepted"] == len(ticks)
 
 
 # --- risk -------------------------------------------------------------------------------------
@@ -296,3 +278,25 @@ def test_restore_sets_expected_positions_from_a_rebuilt_state() -> None:
     assert skipped == 2  # instrument 5 is not held; client 7 is not in this book
     assert alloc.expected_positions(1) == pytest.approx([10.0])
     assert len(alloc.on_signals(signals([1], [1.0], [100.0], 1), T0)) == 0
+
+
+def test_an_allocator_rebuilt_from_recorded_fills_matches_the_one_that_traded() -> None:
+    # The allocator that traded: a buy, filled at a price and fee of the venue's own.
+    live = one_stock_allocator()
+    orders = live.on_signals(signals([1], [1.0], [100.0], 1), T0)
+    assert len(orders) == 1
+    fills = outcomes(orders, OrderState.FILLED, orders.qty.copy(), 101.0, fee=0.5)
+    live.apply_executions(fills)
+    # A fresh allocator restored from those fills (plus a non-fill row, which is ignored).
+    rebuilt = one_stock_allocator()
+    skipped = rebuilt.restore_fills(
+        ExecutionBatch.concat([outcomes(orders, OrderState.ACKED), fills])
+    )
+    assert skipped == 0
+    assert rebuilt.expected_positions(1) == pytest.approx(live.expected_positions(1))
+    assert rebuilt.expected_cash() == pytest.approx(live.expected_cash())
+    # Same state, same decisions: the next signal sizes the same order in both.
+    nxt = signals([1], [0.5], [100.0], 2)
+    a, b = live.on_signals(nxt, T0 + 1), rebuilt.on_signals(nxt, T0 + 1)
+    assert a.qty.tolist() == pytest.approx(b.qty.tolist())
+    assert a.side.tolist() == b.side.tolist()

@@ -12,7 +12,9 @@ from tickwise.execution.risk import (
     clip_to_buying_power,
     clip_to_max_position,
     exceeds_max_order_notional,
+    market_data_usable,
     round_down_to_increment,
+    stale,
 )
 from tickwise.model.orders import RejectReason
 
@@ -108,3 +110,45 @@ def test_each_check_names_its_reject_reason() -> None:
     assert RISK_REASONS["max_order_notional"] is RejectReason.RISK_MAX_ORDER_NOTIONAL
     assert RISK_REASONS["buying_power"] is RejectReason.RISK_BUYING_POWER
     assert RISK_REASONS["max_position"] is RejectReason.RISK_MAX_POSITION
+
+
+def test_market_data_needs_finite_positive_prices_and_an_uncrossed_book() -> None:
+    usable = market_data_usable(
+        price=a(100.0, 100.0, 100.0, 0.0, 100.0, 100.0),
+        bid=a(99.9, 100.0, 100.1, 99.9, np.nan, 0.0),
+        ask=a(100.1, 100.0, 100.0, 100.1, 100.1, 100.1),
+    )
+    assert usable.tolist() == [True, True, False, False, False, False]
+
+
+def test_data_older_than_the_limit_is_stale_and_zero_disables() -> None:
+    ts = np.array([1_000, 1_500, 1_501, 9_999], dtype=np.int64)
+    assert stale(ts, now_ns=2_000, max_age_ns=500).tolist() == [True, False, False, False]
+    assert not stale(ts, now_ns=10**18, max_age_ns=0).any()
+
+
+def test_the_age_check_does_not_overflow_on_absurd_timestamps() -> None:
+    ts = np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max], dtype=np.int64)
+    assert stale(ts, now_ns=1_700_000_000_000_000_000, max_age_ns=1).tolist() == [True, False]
+
+
+def test_the_stateful_controls_name_their_reject_reasons() -> None:
+    assert RISK_REASONS["price_band"] is RejectReason.RISK_PRICE_BAND
+    assert RISK_REASONS["stale_data"] is RejectReason.RISK_STALE_DATA
+    assert RISK_REASONS["max_daily_loss"] is RejectReason.RISK_MAX_DAILY_LOSS
+    assert RISK_REASONS["halted"] is RejectReason.RISK_HALTED
+    assert RISK_REASONS["throttled"] is RejectReason.RISK_THROTTLED
+
+
+def test_reject_codes_are_appended_never_renumbered() -> None:
+    """Codes are stored in journals and execution rows: old ones must keep their numbers."""
+    assert RejectReason.VENUE_ERROR == 10
+    new = [
+        RejectReason.RISK_PRICE_BAND,
+        RejectReason.RISK_STALE_DATA,
+        RejectReason.RISK_MAX_DAILY_LOSS,
+        RejectReason.RISK_HALTED,
+        RejectReason.RISK_THROTTLED,
+    ]
+    assert [int(r) for r in new] == [11, 12, 13, 14, 15]
+    assert max(RejectReason) < 128  # they travel as int8
