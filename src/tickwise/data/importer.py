@@ -36,6 +36,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from tickwise.data.readers import (
+    DAY_MS,
+    INT64_END,
     LEAN_PRICE_SCALE,
     MS,
     SymbolTicks,
@@ -199,7 +201,10 @@ def _read_lean(file: Path) -> list[SymbolTicks]:
         return []
     table = _csv_numbers(raw)
     crypto = _lean_is_crypto(file)
-    ms = table[:, 0].astype(np.int64)
+    times = table[:, 0]
+    if not (np.isfinite(times) & (times >= 0) & (times < DAY_MS)).all():
+        raise ValueError("a bar time is not milliseconds within the file's day")
+    ms = times.astype(np.int64)
     start = (day - EPOCH).days * DAY_NS + ms * MS if crypto else lean_ms_to_utc_ns(day, ms)
     end = start + _LEAN_RES_NS[resolution]
     scale = 1.0 if crypto else LEAN_PRICE_SCALE
@@ -266,9 +271,13 @@ def _read_klines(file: Path) -> SymbolTicks:
     if not lines:
         return SymbolTicks(symbol, *(np.empty(0, t) for t in (np.int64, float, float, np.uint8)))
     table = np.loadtxt(lines, delimiter=",", usecols=(4, 5, 6), dtype=np.float64, ndmin=2)
-    close_time = table[:, 2].astype(np.int64)
-    unit = 1_000 if close_time.max() > 10**14 else MS  # microseconds in files from 2025 on
-    end = (close_time + 1) * unit
+    close = table[:, 2]
+    if not (np.isfinite(close) & (close >= 0)).all():
+        raise ValueError("a close time is not an epoch time")
+    unit = 1_000 if close.max() > 10**14 else MS  # microseconds in files from 2025 on
+    if close.max() + 1 >= INT64_END / unit:
+        raise ValueError("a close time is past 2262")
+    end = (close.astype(np.int64) + 1) * unit
     kind = np.full(len(end), TickKind.TRADE, np.uint8)
     return SymbolTicks(symbol, end, table[:, 0], table[:, 1], kind)
 

@@ -8,6 +8,9 @@ validator is the one door every tick passes.
 Several prints in the same millisecond are common (LEAN and Binance stamp in ms). Ticks that
 share a millisecond are spread 1 µs apart in file order, so no two ticks of a symbol carry the
 same `ts_event` and two identical real prints are never mistaken for a replayed duplicate.
+
+A file that cannot be read (corrupt or truncated archive, a line that is not the message it
+claims to be, a time outside 1970..2262) raises `ReplayFileError`, one line naming the file.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import json
 import os
 import re
 import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -27,14 +33,38 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
+from tickwise.errors import one_line
 from tickwise.model.ticks import TickKind
 
 NEW_YORK = ZoneInfo("America/New_York")
 LEAN_PRICE_SCALE = 10_000.0
 MS = 1_000_000
+DAY_MS = 86_400_000
+INT64_END = 2**63
 _TIE_STEP_NS = 1_000
 _LEAN_NAME = re.compile(r"^(\d{8})_(trade|quote)\.zip$")
 _BINANCE_NAME = re.compile(r"^([a-z0-9]+?)(usdt|busd|usdc|usd|btc|eth)_(\d{8})\.gz$")
+
+
+class ReplayFileError(ValueError):
+    """A recorded file that cannot be read: the file, and where and why, in one line."""
+
+
+# What reading a damaged file raises on the way: archive, decompression, text and number errors.
+_UNREADABLE = (OSError, EOFError, zlib.error, zipfile.BadZipFile, ValueError, IndexError)
+# What a capture line that is not the message it claims raises while it is taken apart.
+_BAD_MESSAGE = (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError)
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn whatever a damaged file raises into one `ReplayFileError` naming it."""
+    try:
+        yield
+    except ReplayFileError:
+        raise
+    except _UNREADABLE as exc:
+        raise ReplayFileError(f"{path}: cannot read ({one_line(exc)})") from None
 
 
 class SourceFormat(Enum):
@@ -125,11 +155,15 @@ def _lean_day(path: Path) -> dt.date:
 
 
 def _read_zip_csv(path: Path, usecols: tuple[int, ...]) -> npt.NDArray[np.int64]:
-    with zipfile.ZipFile(path) as archive:
-        raw = archive.read(archive.namelist()[0])
-    if not raw.strip():
-        return np.empty((0, len(usecols)), dtype=np.int64)
-    table = np.loadtxt(io.BytesIO(raw), delimiter=",", usecols=usecols, dtype=np.int64, ndmin=2)
+    """The integer columns `usecols` of a LEAN zip; column 0 (ms since midnight) within a day."""
+    with _reading(path):
+        with zipfile.ZipFile(path) as archive:
+            raw = archive.read(archive.namelist()[0])
+        if not raw.strip():
+            return np.empty((0, len(usecols)), dtype=np.int64)
+        table = np.loadtxt(io.BytesIO(raw), delimiter=",", usecols=usecols, dtype=np.int64, ndmin=2)
+    if not ((table[:, 0] >= 0) & (table[:, 0] < DAY_MS)).all():
+        raise ReplayFileError(f"{path}: a time is not milliseconds within the file's day")
     return table
 
 
@@ -138,7 +172,10 @@ def read_lean_trades(path: Path, symbol: str | None = None) -> SymbolTicks:
     day = _lean_day(path)
     table = _read_zip_csv(path, (0, 1, 2, 5))
     table = table[table[:, 3] == 0]
-    ts = spread_ties(lean_ms_to_utc_ns(day, table[:, 0]))
+    utc = lean_ms_to_utc_ns(day, table[:, 0])
+    order = np.argsort(utc, kind="stable")  # a file out of time order is read in time order
+    table = table[order]
+    ts = spread_ties(utc[order])
     return SymbolTicks(
         symbol=symbol or path.parent.name.upper(),
         ts_event=ts,
@@ -166,8 +203,9 @@ def read_lean_quotes(path: Path, symbol: str | None = None) -> SymbolTicks:
     )
     price = np.concatenate([bid_px[is_bid], ask_px[is_ask]]) / LEAN_PRICE_SCALE
     size = np.concatenate([bid_sz[is_bid], ask_sz[is_ask]]).astype(np.float64)
-    order = np.lexsort((kind, rows))
-    ts = spread_ties(lean_ms_to_utc_ns(day, ms[rows[order]]))
+    utc = lean_ms_to_utc_ns(day, ms[rows])
+    order = np.lexsort((kind, rows, utc))  # time, then file order, then bid before ask
+    ts = spread_ties(utc[order])
     return SymbolTicks(
         symbol or path.parent.name.upper(), ts, price[order], size[order], kind[order]
     )
@@ -200,28 +238,41 @@ def read_binance_capture(path: Path, symbol: str | None = None) -> SymbolTicks:
     book_local: list[int] = []
     book_ts: list[int] = []
     book_rows: list[tuple[float, float, float, float]] = []
-    with gzip.open(path, "rt") as lines:
-        for line in lines:
+    with _reading(path), gzip.open(path, "rt") as lines:
+        for number, line in enumerate(lines, 1):
             local, _, payload = line.partition(" ")
             if '@trade"' not in payload and '@bookTicker"' not in payload:
                 continue
-            data = json.loads(payload)["data"]
-            if data.get("e") == "trade":
-                trade_ts.append(int(data["T"]))
-                trade_local.append(int(local))
-                trade_px.append(float(data["p"]))
-                trade_qty.append(float(data["q"]))
-            elif "b" in data and "a" in data:
-                book_local.append(int(local))
-                book_ts.append(int(data.get("T") or data.get("E") or -1))
-                book_rows.append(
-                    (float(data["b"]), float(data["B"]), float(data["a"]), float(data["A"]))
-                )
+            try:
+                data = json.loads(payload)["data"]
+                received = _time(local, INT64_END)
+                if data.get("e") == "trade":
+                    trade_ts.append(_time(data["T"], INT64_END // MS))
+                    trade_local.append(received)
+                    trade_px.append(float(data["p"]))
+                    trade_qty.append(float(data["q"]))
+                elif "b" in data and "a" in data:
+                    book_local.append(received)
+                    exchange = data.get("T") or data.get("E") or -1
+                    book_ts.append(_time(exchange, INT64_END // MS, low=-1))
+                    book_rows.append(
+                        (float(data["b"]), float(data["B"]), float(data["a"]), float(data["A"]))
+                    )
+            except _BAD_MESSAGE as exc:
+                raise ReplayFileError(
+                    f"{path}: line {number}: not a trade or bookTicker message ({one_line(exc)})"
+                ) from None
     t_ms = np.asarray(trade_ts, dtype=np.int64)
     t_local = np.asarray(trade_local, dtype=np.int64)
     offset = int(np.median(t_ms * MS - t_local)) if t_ms.size else 0
     b_local = np.asarray(book_local, dtype=np.int64)
     b_exch = np.asarray(book_ts, dtype=np.int64)
+    stamped = b_local[b_exch <= 0]
+    if (
+        stamped.size
+        and not 0 <= int(stamped.min()) + offset <= int(stamped.max()) + offset < INT64_END
+    ):
+        raise ReplayFileError(f"{path}: receive times and trade times are too far apart")
     b_ts = np.where(b_exch > 0, b_exch * MS, b_local + offset)
     book = np.asarray(book_rows, dtype=np.float64).reshape(-1, 4)
     bid_changed = _changed(book[:, 0], book[:, 1])
@@ -257,6 +308,15 @@ def read_binance_capture(path: Path, symbol: str | None = None) -> SymbolTicks:
     )
 
 
+def _time(value: object, end: int, low: int = 0) -> int:
+    """A capture time: a whole number in [low, end) (a bookTicker's -1 means "none"); anything
+    else is a malformed line (times must fit int64 nanoseconds)."""
+    number = int(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+    if number is None or not low <= number < end:
+        raise ValueError(f"time {str(value)[:40]!r} is not a whole number in 1970..2262")
+    return number
+
+
 def _changed(
     price: npt.NDArray[np.float64], size: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.bool_]:
@@ -266,10 +326,11 @@ def _changed(
 
 
 def _first_capture_ns(path: Path) -> int:
-    with gzip.open(path, "rt") as lines:
+    with _reading(path), gzip.open(path, "rt") as lines:
         first = lines.readline().partition(" ")[0]
-    # The recorder's clock ran behind the exchange's; a minute of margin keeps this a lower bound.
-    return int(first) - 60 * 1_000_000_000 if first.isdigit() else 0
+        # The recorder's clock ran behind the exchange's; a minute of margin keeps this a lower
+        # bound. Not a number (or one too long for int()): start from the beginning of time.
+        return int(first) - 60 * 1_000_000_000 if first.isascii() and first.isdigit() else 0
 
 
 # -- discovery -----------------------------------------------------------------------------

@@ -253,7 +253,8 @@ def _load_journal(path: Path) -> tuple[str, list[str]] | None:
         return str(data["new"]), [str(x) for x in data["old"]]
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    # RecursionError: JSON nested deeper than the decoder recurses.
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise TickStoreError(f"{path}: unreadable compaction journal ({one_line(exc)})") from None
 
 

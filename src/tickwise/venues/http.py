@@ -31,6 +31,16 @@ class TransportError(Exception):
         self.kind = kind  # "timeout" | "connection"
 
 
+def decode_json(data: str | bytes) -> Any:
+    """JSON text (or UTF-8 bytes) as Python values. Anything that is not JSON raises
+    `ValueError`, including nesting too deep to decode, which `json` raises as RecursionError:
+    a hostile or broken answer must read as malformed, never crash its reader."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to decode") from None
+
+
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
     status: int
@@ -42,7 +52,8 @@ class HttpResponse:
         return self.body.decode("utf-8", "replace")
 
     def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
+        """The body as JSON (None when empty); `ValueError` when it is not JSON."""
+        return decode_json(self.body) if self.body else None
 
 
 @dataclass(frozen=True, slots=True)

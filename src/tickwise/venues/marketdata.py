@@ -419,10 +419,15 @@ class BinanceStreamParser(_StreamParser):
         return index
 
     def _stamp(self, instrument: int, ts: int) -> int:
-        """`ts`, moved to 1 ns after the symbol's previous message if not later; remembered."""
+        """`ts`, moved to 1 ns after the symbol's previous message if not later; remembered.
+        A time that would leave int64 once moved is malformed, not a crash of the batch."""
         last = self._last_ts.get(instrument)
-        if last is not None and ts <= last:
+        moved = last is not None and ts <= last
+        if moved and last is not None:
             ts = last + 1
+        if not 0 <= ts < _INT64_END:
+            raise _MalformedError("time")
+        if moved:
             self._count("restamped")
         self._last_ts[instrument] = ts
         return ts
@@ -464,6 +469,8 @@ class BinanceStreamParser(_StreamParser):
             if exchange_ms is not None
             else recv_ns + (self.clock_offset_ns or 0)
         )
+        if not 0 <= ts < _INT64_END:  # a trade's time far from its receive time skews the offset
+            raise _MalformedError("time")
         instrument = self._symbol(data)
         if instrument is None:
             return

@@ -20,7 +20,6 @@ the reject reason is read from the message.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -28,6 +27,7 @@ from enum import IntEnum
 from tickwise.model.instruments import Venue
 from tickwise.model.orders import RejectReason
 from tickwise.venues.base import HttpVenueError
+from tickwise.venues.http import decode_json
 
 UNAUTHORIZED_CODE = 40110000
 FORBIDDEN_CODE = 40310000
@@ -87,7 +87,7 @@ def parse_error_body(body: str | bytes) -> tuple[int | None, str]:
     """(code, message) from an Alpaca JSON error body; code None when the body has none."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
-        doc = json.loads(text) if text.strip() else {}
+        doc = decode_json(text) if text.strip() else {}
     except ValueError:
         return None, " ".join(text.split())[:120]
     if not isinstance(doc, dict):

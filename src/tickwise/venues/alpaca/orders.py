@@ -86,7 +86,8 @@ def _text(doc: Mapping[str, Any], name: str) -> str:
 
 
 def _amount(doc: Mapping[str, Any], name: str, *, required: bool = False) -> float:
-    """A decimal string (or number) field; 0 when absent and not required."""
+    """A decimal string (or number) field; 0 when absent and not required. Quantities, prices
+    and commissions are never negative, so a negative one is malformed, not a short sale."""
     value = doc.get(name)
     if value is None or value == "":
         if required:
@@ -96,10 +97,10 @@ def _amount(doc: Mapping[str, Any], name: str, *, required: bool = False) -> flo
         raise MalformedOrderError(f"order field {name!r} is not a decimal")
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer beyond any float
         raise MalformedOrderError(f"order field {name!r} is not a decimal") from None
-    if not math.isfinite(number):
-        raise MalformedOrderError(f"order field {name!r} is not finite")
+    if not math.isfinite(number) or number < 0.0:
+        raise MalformedOrderError(f"order field {name!r} is not a finite, non-negative decimal")
     return number
 
 

@@ -65,11 +65,11 @@ def malformed_answer(what: str) -> AlpacaError:
 
 def retry_after_s(headers: Mapping[str, str]) -> float | None:
     """How long a 429 asks to wait: Retry-After, else until X-RateLimit-Reset; None if
-    neither is readable."""
+    neither is readable (an infinite Retry-After would block the account for good)."""
     lowered = {k.lower(): v for k, v in headers.items()}
     try:
         value = float(lowered["retry-after"])
-        if value >= 0:
+        if math.isfinite(value) and value >= 0:
             return value
     except (KeyError, ValueError):
         pass
@@ -176,7 +176,7 @@ class AlpacaRequests:
             try:
                 instrument = symbols.get(str(doc["symbol"]))
                 qty = float(doc["qty"])
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):  # Overflow: a huge integer
                 instrument, qty = None, math.nan
             if instrument is None or not math.isfinite(qty):
                 self._stats["malformed"] += 1
@@ -185,13 +185,16 @@ class AlpacaRequests:
         return out
 
     async def cash(self, route: AccountRoute) -> float:
-        """The account's cash (NaN, counted as `malformed`, when unreadable)."""
+        """The account's cash (NaN, counted as `malformed`, when unreadable or not finite)."""
         doc = await self.get_json(route, route.paths.account())
         try:
-            return float(doc["cash"])
-        except (KeyError, TypeError, ValueError):
+            cash = float(doc["cash"])
+        except (KeyError, TypeError, ValueError, OverflowError):  # Overflow: a huge integer
+            cash = math.nan
+        if not math.isfinite(cash):
             self._stats["malformed"] += 1
             return math.nan
+        return cash
 
     async def get_all_open_orders(self, route: AccountRoute) -> list[Mapping[str, Any]]:
         """Every open order of the account, oldest first, a page of 500 at a time."""

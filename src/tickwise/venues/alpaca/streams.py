@@ -32,7 +32,7 @@ import msgpack
 
 from tickwise.venues.alpaca.auth import BrokerCredentials, TradingCredentials
 from tickwise.venues.alpaca.errors import error_from_response
-from tickwise.venues.http import Transport, TransportError, WebSocket
+from tickwise.venues.http import Transport, TransportError, WebSocket, decode_json
 from tickwise.venues.ratelimit import Backoff
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ async def connect_event_source(
 def decode_frame(frame: str | bytes) -> Any:
     """A stream frame as JSON (text or binary), or msgpack binary; None if neither."""
     try:
-        return json.loads(frame)
+        return decode_json(frame)
     except ValueError:
         pass
     if isinstance(frame, bytes):

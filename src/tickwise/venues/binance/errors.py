@@ -11,6 +11,7 @@ the body cannot (429/418 rate limits with Retry-After, 5xx outcome unknown).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -136,7 +137,7 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
                 seconds = float(value)
             except ValueError:
                 return None
-            return seconds if seconds >= 0 else None
+            return seconds if math.isfinite(seconds) and seconds >= 0 else None
     return None
 
 

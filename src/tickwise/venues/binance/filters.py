@@ -104,10 +104,12 @@ def _decimal(raw: object, where: str) -> Decimal:
         raise ExchangeInfoError(f"{where}: expected a decimal string, got {raw!r}")
     try:
         value = Decimal(str(raw).strip())
-    except InvalidOperation:
-        raise ExchangeInfoError(f"{where}: {raw!r} is not a decimal number") from None
-    if not value.is_finite() or value < 0:
-        raise ExchangeInfoError(f"{where}: {raw!r} is not a finite non-negative number")
+    except (InvalidOperation, ValueError):  # ValueError: an int too long to write out
+        raise ExchangeInfoError(f"{where}: {raw!r:.40} is not a decimal number") from None
+    # A bound beyond float64 (1e400) would become an infinite limit, and a step that large
+    # overflows the decimal context when normalised.
+    if not value.is_finite() or value < 0 or not math.isfinite(float(value)):
+        raise ExchangeInfoError(f"{where}: {raw!r:.40} is not a finite non-negative number")
     return value
 
 

@@ -9,6 +9,7 @@ priced here and leaves the fee unknown (None).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -61,8 +62,20 @@ def fee_in_usd(commission: float, asset: str | None, base: str, price: float) ->
     if asset in USD_ASSETS:
         return commission
     if asset == base:
-        return commission * price
+        return _finite(commission * price, "commission in USD")
     return None
+
+
+def _finite(value: float, what: str) -> float:
+    """`value`, or ValueError when an answer's amounts multiply or add up past any float."""
+    if not math.isfinite(value):
+        raise ValueError(f"{what} is not finite")
+    return value
+
+
+def _average(quote: float, filled: float) -> float:
+    """The average fill price from the quote total and the filled quantity (0 when none)."""
+    return _finite(quote / filled, "average price") if filled > 0 else 0.0
 
 
 def _text(body: Mapping[str, object], name: str) -> str:
@@ -110,8 +123,7 @@ def read_order(body: object, base: str) -> OrderReport:
             order_id=_integer(body, "orderId"),
         )
     filled = number(body.get("executedQty", "0"))
-    quote = number(body.get("cummulativeQuoteQty", "0"))
-    avg = quote / filled if filled > 0 else 0.0
+    avg = _average(number(body.get("cummulativeQuoteQty", "0")), filled)
     fee: float | None = None
     fills = body.get("fills")
     if isinstance(fills, list):
@@ -126,7 +138,7 @@ def read_order(body: object, base: str) -> OrderReport:
                 base,
                 number(fill.get("price", "0")),
             )
-            fee = None if one is None or fee is None else fee + one
+            fee = None if one is None or fee is None else _finite(fee + one, "commission")
     return OrderReport(
         client_order_id=_text(body, "clientOrderId"),
         symbol=_text(body, "symbol"),
@@ -157,7 +169,7 @@ def read_trades_fee(body: object, base: str) -> float | None:
         )
         if one is None:
             return None
-        total += one
+        total = _finite(total + one, "commission")
     return total
 
 
@@ -168,7 +180,7 @@ def read_execution(event: Mapping[str, object], base_of: Mapping[str, str]) -> E
     original = event.get("C")
     coid = original if isinstance(original, str) and original else _text(event, "c")
     filled = number(event.get("z", "0"))
-    quote = number(event.get("Z", "0"))
+    avg = _average(number(event.get("Z", "0")), filled)
     state = _state(_text(event, "X"))
     reject = event.get("r")
     reason = (
@@ -192,7 +204,7 @@ def read_execution(event: Mapping[str, object], base_of: Mapping[str, str]) -> E
         reason=reason,
         qty=number(event.get("q", "0")),
         filled_qty=filled,
-        avg_price=quote / filled if filled > 0 else 0.0,
+        avg_price=avg,
         fee=fee,
         order_id=_integer(event, "i"),
     )

@@ -14,7 +14,6 @@ Signed parameters travel in the query string for every method, as binance-sdk-sp
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,7 +26,7 @@ from tickwise.model.orders import Side
 from tickwise.venues.binance.errors import BinanceError, error_from_response
 from tickwise.venues.binance.signing import API_KEY_HEADER, ServerClock, SigningKey, format_param
 from tickwise.venues.capabilities import BINANCE
-from tickwise.venues.http import Transport, TransportError
+from tickwise.venues.http import Transport, TransportError, decode_json
 from tickwise.venues.ratelimit import Backoff, RateLimiter
 
 Sleep = Callable[[float], Awaitable[object]]
@@ -88,6 +87,7 @@ class BinanceRest:
             body = await self.call("GET", "/api/v3/time", retry_unknown=True)
             received = self.local_ms()
             if not isinstance(body, Mapping):
+                self.stats["malformed"] += 1
                 raise MalformedAnswerError("server time answer is not an object")
             try:
                 self.clock.update_from_body(body, sent, received)
@@ -171,7 +171,7 @@ class BinanceRest:
             self.limiter.observe_headers(scope, response.headers)
             if 200 <= response.status < 300:
                 try:
-                    return json.loads(response.body)
+                    return decode_json(response.body)
                 except ValueError:
                     self.stats["malformed"] += 1
                     err: BinanceError = MalformedAnswerError(
@@ -194,7 +194,9 @@ class BinanceRest:
                     self.stats["retries"] += 1
                     continue  # acquire waits out the block
                 raise err
-            if err.resync_clock and resyncs < MAX_CLOCK_RESYNCS:
+            # Only a signed request carries a timestamp to refuse; resyncing after a -1021 to
+            # an unsigned one (the time request itself) would recurse without end.
+            if err.resync_clock and client is not None and resyncs < MAX_CLOCK_RESYNCS:
                 resyncs += 1
                 self.stats["clock_resyncs"] += 1
                 self.clock.reset()

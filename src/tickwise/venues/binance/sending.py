@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -354,9 +355,11 @@ class OrderFlow:
         if order is None or order.client != client:
             return False
         if ev.exec_type == "TRADE":
-            order.stream_fee = (
+            total = (
                 None if ev.fee is None or order.stream_fee is None else order.stream_fee + ev.fee
             )
+            # Fees past any float are as unknown as fees in an asset without a price.
+            order.stream_fee = total if total is not None and math.isfinite(total) else None
         if ev.state.terminal:
             fee = order.stream_fee
             if fee is None:

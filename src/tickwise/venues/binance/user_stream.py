@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 
 from tickwise.venues.binance.signing import ServerClock, SigningKey
-from tickwise.venues.http import Transport, TransportError, WebSocket
+from tickwise.venues.http import Transport, TransportError, WebSocket, decode_json
 from tickwise.venues.ratelimit import Backoff
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class UserDataStream:
 
     def _read(self, raw: str | bytes, pending: dict[str, int]) -> None:
         try:
-            message = json.loads(raw)
+            message = decode_json(raw)
         except ValueError:
             self._stats["stream_malformed"] += 1
             return
@@ -122,8 +122,8 @@ class UserDataStream:
             self._stats["stream_malformed"] += 1
             return
         if "subscriptionId" in message and "event" in message:
-            client = self.subscribed.get(message["subscriptionId"])
-            event = message["event"]
+            sid, event = message["subscriptionId"], message["event"]
+            client = self.subscribed.get(sid) if isinstance(sid, int) else None
             if client is None or not isinstance(event, Mapping):
                 self._stats["stream_unrouted"] += 1
                 return

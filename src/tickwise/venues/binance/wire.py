@@ -126,10 +126,15 @@ def fmt_step(value: float) -> str:
 
 
 def number(value: object) -> float:
-    """A decimal string (or number) from an answer as float; ValueError when it is not one."""
+    """A decimal string (or number) from an answer as float; ValueError when it is not one.
+    Every amount Binance reports (quantities, prices, commissions, balances) is finite and not
+    negative: anything else is a malformed answer."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"expected a decimal, got {value!r}")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"expected a finite decimal, got {value!r}")
+        raise ValueError(f"expected a decimal, got {value!r:.40}")
+    try:
+        out = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise ValueError(f"decimal out of range: {value!r:.40}") from None
+    if not math.isfinite(out) or out < 0.0:
+        raise ValueError(f"expected a finite, non-negative decimal, got {value!r:.40}")
     return out

@@ -20,13 +20,13 @@ Bodies come as JSON (`.json` paths) or XML (`<Error><code>N</code><message>..</m
 
 from __future__ import annotations
 
-import json
 import re
 from enum import IntEnum
 
 from tickwise.model.instruments import Venue
 from tickwise.model.orders import RejectReason
 from tickwise.venues.base import HttpVenueError
+from tickwise.venues.http import decode_json
 
 RATE_LIMIT_TEXT = "number of requests exceeded the rate limit"
 STALE_PREVIEW_CODE = 101
@@ -80,7 +80,7 @@ def parse_error_body(body: str | bytes) -> tuple[int, str] | None:
     text = text.strip()
     if text.startswith("{"):
         try:
-            doc = json.loads(text)
+            doc = decode_json(text)
         except ValueError:
             return None
         error = doc.get("Error") if isinstance(doc, dict) else None
@@ -109,7 +109,7 @@ def error_from_response(status: int, body: str | bytes = "") -> EtradeError:
     snippet = " ".join(text.split())[:120]
     if status == 401:
         # Bodies here are often form-encoded, e.g. `oauth_problem=token_expired`.
-        message = parsed[1] if parsed else snippet or "OAuth token rejected"
+        message = (parsed[1] if parsed else "") or snippet or "OAuth token rejected"
         code: int | str = parsed[0] if parsed else status
         return EtradeError(
             code, message, http_status=status, kind=EtradeErrorKind.AUTH, retryable=False
@@ -132,6 +132,7 @@ def error_from_response(status: int, body: str | bytes = "") -> EtradeError:
             retryable=status >= 500,
         )
     code_n, message = parsed
+    message = message or f"HTTP {status}"
     if code_n == STALE_PREVIEW_CODE:
         kind, retryable = EtradeErrorKind.STALE_PREVIEW, False
     elif code_n == RETRYABLE_PREVIEW_CODE:

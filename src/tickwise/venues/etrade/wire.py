@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from tickwise.venues.http import decode_json
+
 MARKET = "MARKET"
 DAY = "GOOD_FOR_DAY"
 
@@ -95,8 +97,8 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         return None
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return decode_json(body)
+    except ValueError:
         raise EtradeFormatError(f"answer is not JSON: {_snippet(body)}") from None
 
 
@@ -142,6 +144,14 @@ def _number(value: object, what: str, default: float | None = None) -> float:
         raise EtradeFormatError(f"{what} is not a number") from None
     if not math.isfinite(number):
         raise EtradeFormatError(f"{what} is not finite")
+    return number
+
+
+def _amount(value: object, what: str, default: float | None = None) -> float:
+    """A quantity, price or commission of an order: a number that is never negative."""
+    number = _number(value, what, default)
+    if number < 0.0:
+        raise EtradeFormatError(f"{what} is negative")
     return number
 
 
@@ -192,17 +202,17 @@ def _venue_order(entry: object) -> VenueOrder:
     if not legs:
         raise EtradeFormatError(f"order {order_id} has no Instrument")
     leg = legs[0]
-    filled = _number(member(leg, "filledQuantity"), "filledQuantity", 0.0)
+    filled = _amount(member(leg, "filledQuantity"), "filledQuantity", 0.0)
     return VenueOrder(
         order_id=order_id,
         status=str(_required(detail, "status", f"order {order_id}")).upper(),
         symbol=str(member(member(leg, "Product"), "symbol") or "").upper(),
         action=str(member(leg, "orderAction") or "").upper(),
         price_type=str(member(detail, "priceType") or "").upper(),
-        ordered_qty=_number(member(leg, "orderedQuantity"), "orderedQuantity"),
+        ordered_qty=_amount(member(leg, "orderedQuantity"), "orderedQuantity"),
         filled_qty=filled,
-        avg_price=_number(member(leg, "averageExecutionPrice"), "averageExecutionPrice", 0.0),
-        commission=_number(
+        avg_price=_amount(member(leg, "averageExecutionPrice"), "averageExecutionPrice", 0.0),
+        commission=_amount(
             member(leg, "commission") or member(leg, "estimatedCommission"), "commission", 0.0
         ),
         placed_ms=_integer(member(detail, "placedTime") or 0, "placedTime"),
@@ -217,7 +227,8 @@ def portfolio(doc: Any) -> tuple[list[tuple[str, float]], int]:
     out: list[tuple[str, float]] = []
     pages = 1
     for account in items(member(response, "AccountPortfolio")):
-        pages = max(pages, int(_number(member(account, "totalPages"), "totalPages", 1.0)))
+        total = member(account, "totalPages")
+        pages = max(pages, 1 if total in (None, "") else _integer(total, "totalPages"))
         for position in items(member(account, "Position")):
             symbol = str(member(member(position, "Product"), "symbol") or "").upper()
             qty = abs(_number(member(position, "quantity"), "quantity"))

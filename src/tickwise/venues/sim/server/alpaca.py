@@ -19,7 +19,6 @@ draw a fault from `ctx.faults` and suffer it after the order landed or not, as
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
 import uuid
@@ -39,6 +38,7 @@ from tickwise.venues.capabilities import (
     OrderType,
     TimeInForce,
 )
+from tickwise.venues.http import decode_json
 from tickwise.venues.marketdata import rfc3339_ns
 from tickwise.venues.sim.exchange import OrderRefusedError, SimOrder
 from tickwise.venues.sim.faults import Fault
@@ -129,7 +129,7 @@ def _decimal(value: object) -> float | None:
         return None
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer beyond any float
         return None
     return number if math.isfinite(number) and number > 0 else None
 
@@ -483,7 +483,7 @@ class AlpacaApi:
 
 async def _json_body(request: web.Request) -> object:
     try:
-        return json.loads(await request.read() or b"null")
+        return decode_json(await request.read() or b"null")
     except ValueError:
         raise ApiError(400, *INVALID_BODY) from None
 

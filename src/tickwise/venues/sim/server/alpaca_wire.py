@@ -16,7 +16,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hmac
 import math
 import time
 import uuid
@@ -35,6 +34,7 @@ from tickwise.venues.sim.server.common import (
     SimAccounts,
     broker_account_uuid,
     broker_secret,
+    same_secret,
 )
 
 _EXECUTION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "tickwise-sim/alpaca/executions")
@@ -71,18 +71,18 @@ class AlpacaKeys:
 
     def __init__(self, accounts: SimAccounts) -> None:
         self.accounts = accounts
-        self._broker_secret = broker_secret().encode()
+        self._broker_secret = broker_secret()
 
     def client_of(self, key_id: str, secret: str) -> int | None:
         """The client whose Trading API key pair this is, or None."""
         client = self.accounts.client_of_key(key_id)
         if client is None:
             return None
-        expected = self.accounts.credential(client).secret.reveal("secret").encode()
-        return client if hmac.compare_digest(secret.encode(), expected) else None
+        expected = self.accounts.credential(client).secret.reveal("secret")
+        return client if same_secret(secret, expected) else None
 
     def is_broker(self, key_id: str, secret: str) -> bool:
-        return key_id == BROKER_KEY_ID and hmac.compare_digest(secret.encode(), self._broker_secret)
+        return key_id == BROKER_KEY_ID and same_secret(secret, self._broker_secret)
 
     def is_broker_basic(self, authorization: str) -> bool:
         """An `Authorization: Basic ...` header carrying the firm's Broker API key."""

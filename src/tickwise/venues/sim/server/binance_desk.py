@@ -10,7 +10,6 @@ synchronous -2010 errors), so queries do not see them either.
 
 from __future__ import annotations
 
-import json
 import math
 import secrets
 import string
@@ -28,6 +27,7 @@ from tickwise.venues.binance.wire import (
     fmt_step,
 )
 from tickwise.venues.capabilities import BINANCE, LimitRule, OrderType, TimeInForce
+from tickwise.venues.http import decode_json
 from tickwise.venues.sim.config import venue_reject_text
 from tickwise.venues.sim.exchange import OrderRefusedError, SimOrder
 from tickwise.venues.sim.server.binance_json import (
@@ -177,7 +177,7 @@ class BinanceDesk:
             wanted = [self.instrument(params["symbol"])]
         elif params.get("symbols"):
             try:
-                names = json.loads(params["symbols"])
+                names = decode_json(params["symbols"])
             except ValueError:
                 raise mandatory("symbols") from None
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):

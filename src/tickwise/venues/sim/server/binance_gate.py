@@ -35,7 +35,7 @@ from tickwise.venues.capabilities import LimitRule
 from tickwise.venues.ratelimit import FIRST_BAN_S, MAX_BAN_S, RateLimiter
 from tickwise.venues.sim.server.binance_desk import ApiError, mandatory
 from tickwise.venues.sim.server.binance_json import interval_of
-from tickwise.venues.sim.server.common import SimAccounts
+from tickwise.venues.sim.server.common import SimAccounts, same_secret, wire_bytes
 
 MAX_RECV_WINDOW_MS = 60_000
 DEFAULT_RECV_WINDOW_MS = 5_000
@@ -62,12 +62,12 @@ class ApiKey:
 
     def verify(self, payload: str, signature: str) -> bool:
         if self.hmac_secret is not None:
-            expected = hmac.new(self.hmac_secret, payload.encode(), hashlib.sha256).hexdigest()
-            return hmac.compare_digest(expected, signature.lower())
+            expected = hmac.new(self.hmac_secret, wire_bytes(payload), hashlib.sha256).hexdigest()
+            return same_secret(signature.lower(), expected)
         if self.ed25519 is not None:
             try:
                 raw = base64.b64decode(signature, validate=True)
-                self.ed25519.verify(raw, payload.encode())
+                self.ed25519.verify(raw, wire_bytes(payload))
             except (binascii.Error, ValueError, InvalidSignature):
                 return False
             return True
@@ -160,9 +160,9 @@ def check_timestamp(params: Mapping[str, object], server_ms: int) -> None:
     raw = params.get("timestamp")
     try:
         stamp = int(str(raw))
-    except ValueError:
+        stamp_ms = stamp / 1000 if stamp >= 10**14 else float(stamp)  # µs timestamps allowed
+    except (ValueError, OverflowError):  # OverflowError: more digits than any float holds
         raise mandatory("timestamp") from None
-    stamp_ms = stamp / 1000 if stamp >= 10**14 else float(stamp)  # µs timestamps allowed
     window_raw = params.get("recvWindow")
     try:
         window = Decimal(str(window_raw)) if window_raw not in (None, "") else None

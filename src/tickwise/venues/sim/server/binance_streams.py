@@ -20,6 +20,7 @@ from aiohttp import WSMsgType, web
 
 from tickwise.model.ticks import TickBatch, TickKind
 from tickwise.venues.binance.wire import SymbolMap, fmt
+from tickwise.venues.http import decode_json
 from tickwise.venues.sim.server.binance_ws import HEARTBEAT_S, close_on_fault
 from tickwise.venues.sim.server.common import SimContext
 
@@ -151,7 +152,7 @@ class MarketStreams:
     def _control(self, client: _StreamClient, text: str) -> dict[str, object]:
         """The answer to one control frame."""
         try:
-            frame = json.loads(text)
+            frame = decode_json(text)
         except ValueError:
             return {"error": {"code": 3, "msg": "Invalid JSON"}, "id": None}
         if not isinstance(frame, dict):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from tickwise.venues.http import decode_json
 from tickwise.venues.sim.exchange import OrderEvent
 from tickwise.venues.sim.faults import FaultInjector
 from tickwise.venues.sim.server.binance_desk import ApiError, mandatory
@@ -144,7 +145,7 @@ class _ApiSession:
         limits_wanted = True
         try:
             try:
-                request = json.loads(text)
+                request = decode_json(text)
             except ValueError:
                 raise ApiError(400, -1100, "Malformed request: not JSON.") from None
             if not isinstance(request, dict):
@@ -228,7 +229,7 @@ class _ApiSession:
             return {}
         try:
             sid = int(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
             raise mandatory("subscriptionId") from None
         if sid not in self._subscriptions:
             raise ApiError(400, -1102, f"Subscription {sid} is not active on this connection.")

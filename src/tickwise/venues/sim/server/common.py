@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -92,11 +93,8 @@ class SimAccounts:
 
     def client_of_key(self, key_id: str) -> int | None:
         """The client whose key id this is, or None (unknown key: the venue's 401)."""
-        prefix = f"SIM-{self.venue.label}-key-"
-        if not key_id.startswith(prefix) or not key_id[len(prefix) :].isdigit():
-            return None
-        client = int(key_id[len(prefix) :])
-        return client if self.has(client) else None
+        client = _number_after(f"SIM-{self.venue.label}-key-", key_id)
+        return client if client is not None and self.has(client) else None
 
     def client_of_account(self, account_id: str) -> int | None:
         """The client of a venue account id (E*Trade accountIdKey, Alpaca Broker account id)."""
@@ -107,10 +105,7 @@ class SimAccounts:
                 return None
             client = _client_of_broker_uuid(parsed)
         else:
-            prefix = f"SIM-{self.venue.label}-acct-"
-            if not account_id.startswith(prefix) or not account_id[len(prefix) :].isdigit():
-                return None
-            client = int(account_id[len(prefix) :])
+            client = _number_after(f"SIM-{self.venue.label}-acct-", account_id)
         return client if client is not None and self.has(client) else None
 
     def account_id(self, client: int) -> str:
@@ -122,6 +117,31 @@ class SimAccounts:
     def has(self, client: int) -> bool:
         row = int(np.searchsorted(self.clients, client))
         return row < self.clients.size and int(self.clients[row]) == client
+
+
+def _number_after(prefix: str, text: str) -> int | None:
+    """The client number after `prefix` (ASCII digits that fit an int64), or None. `isdigit`
+    alone also takes digits `int()` refuses ("²", or thousands of them), which would fail the
+    request instead of refusing the key."""
+    digits = text.removeprefix(prefix)
+    if digits == text or not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
+        return None
+    return int(digits)
+
+
+def wire_bytes(text: str) -> bytes:
+    """The bytes a request's text stood for. aiohttp decodes a header or path that is not UTF-8
+    with surrogate escapes, which give back the bytes sent; a lone surrogate from JSON has no
+    such bytes and is kept as is (it then matches nothing) instead of failing to encode."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Whether a request presents `expected` (a key, token or signature), in constant time."""
+    return hmac.compare_digest(wire_bytes(given), expected.encode())
 
 
 _BROKER_UUID_PREFIX = uuid.uuid5(_BROKER_NAMESPACE, "tickwise-sim").hex[:20]

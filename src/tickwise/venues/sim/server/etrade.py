@@ -168,7 +168,7 @@ class _EtradeServer:
         elif len(parts) == 2 and parts[1] in ("balance", "portfolio", "orders"):
             name = parts[1]
         elif len(parts) == 3 and parts[1] == "orders":
-            name = "detail" if parts[2].isdigit() else parts[2]
+            name = "detail" if _is_order_id(parts[2]) else parts[2]
         else:
             name = ""
         handler = routes.get((method, name))
@@ -259,6 +259,12 @@ def _oauth_refusal(problem: OAuthProblemError) -> web.Response:
     )
 
 
+def _is_order_id(text: str) -> bool:
+    """An orderId in a path: ASCII digits that fit an int64 (`isdigit` alone takes "²", and
+    `int()` refuses thousands of digits), so the detail handler can read it."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def _display_id(client: int) -> str:
     """The account number E*Trade shows (accountId), beside the opaque accountIdKey."""
     return f"{client:08d}"
@@ -302,5 +308,6 @@ def build_app(
     app = web.Application()
     app.router.add_route("*", "/oauth/{action}", server.oauth)
     app.router.add_get("/e/t/etws/authorize", server.authorize)
-    app.router.add_route("*", "/v1/accounts/{tail:.+}", server.api)
+    # Any tail (a newline included) reaches `api`, which refuses unknown paths in E*Trade's shape.
+    app.router.add_route("*", r"/v1/accounts/{tail:[\s\S]+}", server.api)
     return app

@@ -24,7 +24,6 @@ The clock is injectable so tests can age tokens without waiting.
 from __future__ import annotations
 
 import heapq
-import hmac
 import re
 import secrets
 import string
@@ -42,7 +41,7 @@ from tickwise.venues.etrade.oauth import (
     request_token_expired,
     signature_base_string,
 )
-from tickwise.venues.sim.server.common import SimAccounts
+from tickwise.venues.sim.server.common import SimAccounts, same_secret
 
 TIMESTAMP_WINDOW_S = 300
 VERIFIER_LENGTH = 5
@@ -90,9 +89,12 @@ def signature_matches(
     claimed: str,
 ) -> bool:
     """Whether `claimed` is the HMAC-SHA1 signature of the request (RFC 5849 §3.4)."""
-    base = signature_base_string(method, url, params)
+    try:
+        base = signature_base_string(method, url, params)
+    except UnicodeEncodeError:  # a path or parameter that was not UTF-8 cannot be signed
+        return False
     expected = hmac_sha1_signature(base, consumer_secret, token_secret)
-    return hmac.compare_digest(expected.encode(), claimed.encode())
+    return same_secret(claimed, expected)
 
 
 @dataclass(slots=True)
@@ -164,9 +166,7 @@ class OAuthGate:
         if request_token_expired(pending.issued_at, self.now()):
             raise OAuthProblemError("token_expired")
         verifier = call.oauth.get("oauth_verifier", "")
-        if pending.verifier is None or not hmac.compare_digest(
-            verifier.encode(), pending.verifier.encode()
-        ):
+        if pending.verifier is None or not same_secret(verifier, pending.verifier):
             raise OAuthProblemError("verifier_invalid")
         del self._requests[call.oauth["oauth_token"]]
         token = TokenCredentials(secrets.token_urlsafe(24), secrets.token_urlsafe(24))
@@ -225,7 +225,7 @@ class OAuthGate:
         if client is None:
             return None
         demo = self._accounts.credential(client).secret
-        if not hmac.compare_digest(demo.reveal("oauth_token").encode(), key.encode()):
+        if not same_secret(key, demo.reveal("oauth_token")):
             return None
         secret = demo.reveal("oauth_token_secret")
         token = _AccessToken(client, TokenState.issued(TokenCredentials(key, secret), self.now()))
@@ -256,7 +256,8 @@ class OAuthGate:
             stamp = int(oauth["oauth_timestamp"])
         except ValueError:
             stamp = -1
-        if abs(stamp - now) > TIMESTAMP_WINDOW_S:
+        # Past 2**53 a timestamp no longer converts to a float to compare with the clock.
+        if not 0 <= stamp < 2**53 or abs(stamp - now) > TIMESTAMP_WINDOW_S:
             low, high = int(now) - TIMESTAMP_WINDOW_S, int(now) + TIMESTAMP_WINDOW_S
             raise OAuthProblemError(
                 "timestamp_refused", oauth_acceptable_timestamps=f"{low}-{high}"

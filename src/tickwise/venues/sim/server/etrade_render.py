@@ -20,6 +20,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from tickwise.model.orders import OrderState, Side
+from tickwise.venues.http import decode_json
 from tickwise.venues.sim.exchange import SimOrder
 
 RATE_LIMIT_PAGE = (
@@ -103,7 +104,7 @@ def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
         raise RequestFormatError("the request has no body")
     if "json" in content_type or text.startswith("{"):
         try:
-            doc = json.loads(text)
+            doc = decode_json(text)
         except ValueError as exc:
             raise RequestFormatError(f"request body is not valid JSON: {exc}") from None
         if not isinstance(doc, dict) or len(doc) != 1:
@@ -113,9 +114,11 @@ def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
         raise RequestFormatError("document type declarations are not accepted")
     try:
         root = ET.fromstring(text)
+        return {root.tag: _tree(root)}
     except ET.ParseError as exc:
         raise RequestFormatError(f"request body is not valid XML: {exc}") from None
-    return {root.tag: _tree(root)}
+    except RecursionError:  # elements nested deeper than any order document
+        raise RequestFormatError("request body is nested too deeply") from None
 
 
 # --- reading requests -----------------------------------------------------------------------------
