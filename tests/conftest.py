@@ -1,4 +1,5 @@
-"""Integration fixtures: one local Ray for the whole session (starting it costs seconds)."""
+"""Fixtures shared by the integration and chaos tests: one local Ray for the whole session
+(starting it costs seconds)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,9 @@ tickwise backtest --strategy S [--instruments SPY,AAPL|N] [--from ISO --to ISO] 
                   [--report out.html] [--png-dir DIR] [--out rows.parquet] [--json top.json] ...
 tickwise params history --instrument SYM [--limit N] [--run RUN_ID] [--store URL]
 tickwise params show [--strategy S] [--store URL]
+tickwise halt [--portfolio N | --client N] --reason TEXT [--cancel-open] [--store URL]
+tickwise resume [--portfolio N | --client N] [--reason TEXT] [--store URL]
+tickwise halts [--history N] [--store URL]
 """
 
 from __future__ import annotations
@@ -73,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     from tickwise.venues.credentials_cli import add_credentials_parser
 
     add_credentials_parser(sub)
+    from tickwise.engine.halt_cli import add_halt_parsers
+
+    add_halt_parsers(sub)
     return parser
 
 
@@ -211,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except CredentialError as exc:
             print(f"tickwise credentials: {one_line(exc)}", file=sys.stderr)
             return 2
+    if args.command in ("halt", "resume", "halts"):
+        from tickwise.engine.halt_cli import cmd_halt
+
+        return cmd_halt(args, console)
     if args.command == "venue-sim":
         from tickwise.venues.sim.faults import FaultPlanError
         from tickwise.venues.sim.server.serve import cmd_venue_sim

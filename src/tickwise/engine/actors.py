@@ -15,6 +15,7 @@ import contextlib
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
@@ -24,7 +25,8 @@ import ray
 from ray.actor import ActorHandle
 
 from tickwise.data.corruption import corrupt
-from tickwise.engine.recovery import OUTCOMES, resolve_orders
+from tickwise.engine.halts import HaltWatch
+from tickwise.engine.recovery import OUTCOMES, expire, resolve_orders
 from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason
 from tickwise.model.signals import SignalBatch
 from tickwise.model.ticks import TickBatch
@@ -333,6 +335,13 @@ class TunerActor:
         return {"tuning": self._tuner.summary(elapsed), "counters": dict(self._counters)}
 
 
+def _reconstructed() -> bool:
+    """True in an actor Ray restarted after its process died (its constructor runs again)."""
+    with warnings.catch_warnings():  # Ray's property reads its own deprecated `actor_id`
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+
+
 def _set_priority(nice: int, spare: Collection[int] = ()) -> None:
     """Put every thread of this process but `spare` at OS priority `nice`; at 19, in the idle
     class too.
@@ -395,12 +404,23 @@ class TickRecorderActor:
 class StrategyShardActor:
     """Runs a strategy shard over each tick batch and fans its signals to every allocator."""
 
-    def __init__(self, make_shard: Callable[[], Any], allocators: Sequence[ActorHandle]) -> None:
+    def __init__(
+        self,
+        make_shard: Callable[[], Any],
+        allocators: Sequence[ActorHandle],
+        restore_params: Callable[[], dict[int, npt.NDArray[np.float64]]] = dict,
+    ) -> None:
         _set_priority(LIVE_NICE)
         self._shard = make_shard()
+        if _reconstructed():
+            # Restarted after a crash: trade the parameters the tuner swapped in, re-warming
+            # each strategy's state from the ticks that arrive (signals wait for the warm-up).
+            for instrument, params in restore_params().items():
+                self._shard.set_params(instrument, params, rewarm=True)
         self._allocators = list(allocators)
         self._counters = {"ticks_processed": 0, "signals": 0, "signal_batches_sent": 0}
         self._timer = StageTimer(["signal"])
+        self._reconstructed = _reconstructed()
 
     def on_ticks(self, batch: TickBatch) -> None:
         signals: SignalBatch = self._shard.on_batch(batch, time.time_ns())
@@ -422,7 +442,11 @@ class StrategyShardActor:
         self._shard.set_params(instrument, params)
 
     def stats(self) -> Stats:
-        return {"counters": dict(self._counters), "timer": self._timer}
+        return {
+            "counters": dict(self._counters),
+            "timer": self._timer,
+            "restarted": self._reconstructed,
+        }
 
 
 @ray.remote(num_cpus=0)
@@ -433,15 +457,24 @@ class AllocatorActor:
         self,
         make_allocator: Callable[[], Any],
         make_journal: Callable[[], Any],
-        routers: dict[int, Sequence[ActorHandle]],
+        router_names: dict[int, Sequence[str]],
         journal_chunk: int = 4096,
+        history: Callable[[], ExecutionBatch] | None = None,
+        unanswered: Callable[[], OrderBatch] | None = None,
+        resend_within_s: float = 5.0,
     ) -> None:
         _set_priority(LIVE_NICE)
         self._allocator = make_allocator()
         self._chunk = journal_chunk
         self._journal = make_journal()
+        self._halts = HaltWatch(self._journal.store)  # the kill switch, read per batch
+        # Routers are named actors, found on first use: they are created after the allocators
+        # (they hold the allocators' handles), and a restarted allocator finds them the same way.
+        self._router_names = {venue: list(names) for venue, names in router_names.items()}
         self._routers: dict[int, list[ActorHandle]] = {}
-        self.set_routers(routers)
+        self._history = history
+        self._unanswered = unanswered
+        self._resend_within_ns = int(resend_within_s * 1e9)
         self._counters = {
             "signal_batches_received": 0,
             "orders_created": 0,
@@ -451,15 +484,51 @@ class AllocatorActor:
             "duplicate_client_order_ids": 0,
         }
         self._timer = StageTimer(["alloc", "journal"])
+        self._reconstructed = _reconstructed()
+        if self._reconstructed:
+            # Restarted after a crash: expected positions and cash from the recorded fills, then
+            # the orders this range journaled without a final answer are settled with the venues
+            # (the crash may have come between the journal's commit and the routing).
+            self.restore()
+            self._settle_unanswered()
 
-    def set_routers(self, routers: dict[int, Sequence[ActorHandle]]) -> None:
-        """Routers are created after allocators (they hold each other's handles)."""
-        self._routers = {venue: list(handles) for venue, handles in routers.items()}
+    def restore(self) -> int:
+        """Book the recorded fills of this range's clients (see `World.fill_history`) into the
+        allocator's expected positions and cash; returns how many fills were booked."""
+        if self._history is None:
+            return 0
+        fills = self._history()
+        self._allocator.restore_fills(fills)
+        return len(fills)
+
+    def _settle_unanswered(self) -> None:
+        if self._unanswered is None:
+            return
+        orders = self._unanswered()
+        fresh_after = time.time_ns() - self._resend_within_ns
+        for venue, handles in self._router_handles().items():
+            mine = orders.take(np.flatnonzero(orders.venue == venue))
+            lane = mine.client % len(handles)
+            for i, router in enumerate(handles):
+                part = mine.take(np.flatnonzero(lane == i))
+                if len(part):
+                    router.resolve.remote(part, fresh_after)
+
+    def _router_handles(self) -> dict[int, list[ActorHandle]]:
+        if not self._routers:
+            self._routers = {
+                venue: [ray.get_actor(name) for name in names]
+                for venue, names in self._router_names.items()
+            }
+        return self._routers
 
     def on_signals(self, signals: SignalBatch) -> None:
         """Size, journal and route; the journal commits chunk by chunk and each chunk is routed
         as soon as it is durable, so the first orders leave while later ones are written."""
         self._counters["signal_batches_received"] += 1
+        halts = self._halts.poll()
+        if halts is not None:
+            self._allocator.set_halts(halts.global_halt, halts.portfolios, halts.clients)
         orders: OrderBatch = self._allocator.on_signals(signals, time.time_ns())
         if len(orders) == 0:
             return
@@ -468,13 +537,20 @@ class AllocatorActor:
         for start in range(0, len(orders), self._chunk):
             chunk = orders.take(np.arange(start, min(start + self._chunk, len(orders))))
             journaled: OrderBatch = self._journal.write(chunk, time.time_ns())
+            if len(journaled) < len(chunk):
+                # Ids the journal already holds (a call retried after a restart, a replayed
+                # signal): never sent again, so their optimistic booking is taken back.
+                again = np.isin(chunk.client_order_id, journaled.client_order_id, invert=True)
+                self._allocator.apply_executions(
+                    expire(chunk.take(np.flatnonzero(again)), time.time_ns())
+                )
             self._counters["duplicate_client_order_ids"] += len(chunk) - len(journaled)
             self._counters["orders_journaled"] += len(journaled)
             self._timer.record("journal", journaled.ts_journal - journaled.ts_alloc)
             self._route(journaled)
 
     def _route(self, journaled: OrderBatch) -> None:
-        for venue, handles in self._routers.items():
+        for venue, handles in self._router_handles().items():
             mine = journaled.take(np.flatnonzero(journaled.venue == venue))
             if len(mine) == 0:
                 continue
@@ -493,7 +569,8 @@ class AllocatorActor:
         counters = dict(self._counters)
         for reason, count in getattr(self._allocator, "counters", {}).items():
             counters[f"alloc_{reason}"] = int(count)
-        return {"counters": counters, "timer": self._timer}
+        counters["halt_read_errors"] = self._halts.read_errors
+        return {"counters": counters, "timer": self._timer, "restarted": self._reconstructed}
 
 
 @ray.remote(num_cpus=0)
@@ -509,14 +586,16 @@ class VenueRouterActor:
         poll_interval_ms: float = 1.0,
         lane_unanswered: Callable[[], OrderBatch] | None = None,
         resend_within_s: float = 5.0,
+        make_throttle: Callable[[], Any] = lambda: None,
     ) -> None:
         _set_priority(LIVE_NICE)
         self._venue = make_venue()
+        self._throttle = make_throttle()  # the desk's order-rate cap at this venue, if any
         # Restarted by Ray after a crash: the orders of this lane that the journal holds without
         # an answer are settled with the venue before anything else (see engine.recovery).
         self._lane_unanswered = lane_unanswered
         self._resend_within_ns = int(resend_within_s * 1e9)
-        self._restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        self._restarted = self._reconstructed = _reconstructed()
         self._ledger = ledger
         self._allocators = list(allocators)
         self._bounds = allocator_bounds
@@ -530,6 +609,8 @@ class VenueRouterActor:
             "orders_rejected": 0,
             "executions_forwarded": 0,
             "venue_errors": 0,
+            "duplicate_answers_dropped": 0,
+            "orders_throttled": 0,
             "restarts_recovered": 0,
             "recovered_adopted": 0,
             "recovered_resent": 0,
@@ -553,7 +634,7 @@ class VenueRouterActor:
                 await self.resolve(self._lane_unanswered(), time.time_ns() - self._resend_within_ns)
 
     async def resolve(self, orders: OrderBatch, fresh_after_ns: int) -> dict[str, int]:
-        """Settle journaled orders without a recorded answer by asking the venue about each
+        """Settle journaled orders without a recorded final answer by asking the venue about each
         client order id: adopt what it knows, resend fresh orders it never saw, expire stale
         ones (see engine.recovery). Answers travel like live ones; returns the counts."""
         await self.start()
@@ -562,7 +643,9 @@ class VenueRouterActor:
         res = await resolve_orders(self._venue, orders, fresh_after_ns, time.time_ns())
         for name, count in res.counts().items():
             self._counters[f"recovered_{name}"] += count
-        self._forward(ExecutionBatch.concat([res.adopted, res.expired]))
+        # Settled answers are applied before this returns, so whoever asked for the settlement
+        # reads a ledger that holds them.
+        await asyncio.gather(*self._forward(ExecutionBatch.concat([res.adopted, res.expired])))
         if len(res.resend):
             await self.submit(res.resend)
         return res.counts()
@@ -570,6 +653,23 @@ class VenueRouterActor:
     async def submit(self, orders: OrderBatch) -> None:
         await self.start()
         self._counters["orders_received"] += len(orders)
+        if self._throttle is None:
+            await self._send(orders)
+            return
+        # Over the desk's rate cap: the rest of the batch waits for the bucket, in order; an
+        # order is held, never dropped (each one held counts once as throttled).
+        admitted = self._throttle.admit(len(orders), time.time_ns())
+        self._counters["orders_throttled"] += len(orders) - admitted
+        while True:
+            if admitted:
+                await self._send(orders.take(np.arange(admitted)))
+                orders = orders.take(np.arange(admitted, len(orders)))
+            if len(orders) == 0:
+                return
+            await asyncio.sleep(self._throttle.delay_ns(len(orders), time.time_ns()) / 1e9)
+            admitted = self._throttle.admit(len(orders), time.time_ns())
+
+    async def _send(self, orders: OrderBatch) -> None:
         # Arrays that arrive through Ray are read-only views of the object store:
         # replace them, never write into them.
         orders.ts_sent = np.full(len(orders), time.time_ns(), dtype=np.int64)
@@ -594,9 +694,18 @@ class VenueRouterActor:
 
     def poll_once(self) -> int:
         execs: ExecutionBatch = self._venue.poll(time.time_ns())
-        n = len(execs)
-        if n == 0:
+        if len(execs) == 0:
             return 0
+        # The journal never lets an id be created twice, so a duplicate-id refusal answers a
+        # resend (after a restart, or a settlement racing the first send) of an order the venue
+        # already has: the first send's own answer is the order's outcome, never this one.
+        duplicate = (execs.state == OrderState.REJECTED) & (
+            execs.reason == RejectReason.DUPLICATE_CLIENT_ORDER_ID
+        )
+        if duplicate.any():
+            self._counters["duplicate_answers_dropped"] += int(duplicate.sum())
+            execs = execs.take(np.flatnonzero(~duplicate))
+        n = len(execs)
         rejected = execs.state == OrderState.REJECTED
         self._counters["orders_rejected"] += int(rejected.sum())
         self._counters["orders_acked"] += int((~rejected).sum())
@@ -610,18 +719,20 @@ class VenueRouterActor:
         self._forward(execs)
         return n
 
-    def _forward(self, execs: ExecutionBatch) -> None:
-        """Answers to the ledger (which records them) and to the allocator of each client."""
+    def _forward(self, execs: ExecutionBatch) -> list[ray.ObjectRef]:
+        """Answers to the ledger (which records them) and to the allocator of each client;
+        returns the calls' refs (the live path does not wait for them)."""
         n = len(execs)
         if n == 0:
-            return
-        self._ledger.apply.remote(execs)
+            return []
+        refs = [self._ledger.apply.remote(execs)]
         owner = np.searchsorted(self._bounds, execs.client, side="right") - 1
         for i, allocator in enumerate(self._allocators):
             part = execs.take(np.flatnonzero(owner == i))
             if len(part):
-                allocator.on_executions.remote(part)
+                refs.append(allocator.on_executions.remote(part))
         self._counters["executions_forwarded"] += n
+        return refs
 
     def pending(self) -> int:
         return int(self._venue.pending())
@@ -636,6 +747,7 @@ class VenueRouterActor:
             "timer": self._timer,
             "pending": self.pending(),
             "venue": dict(getattr(self._venue, "stats", {})),  # a network adapter's counters
+            "restarted": self._reconstructed,
         }
 
 
@@ -649,6 +761,7 @@ class LedgerActor:
         make_store: Callable[[], Any],
         flush_interval_s: float = 0.25,
         chunk: int = 2048,
+        history: Callable[[], ExecutionBatch] | None = None,
     ) -> None:
         _set_priority(LIVE_NICE)
         self._ledger = make_ledger()
@@ -657,7 +770,15 @@ class LedgerActor:
         self._buffer: list[ExecutionBatch] = []
         self._flush_interval_s = flush_interval_s
         self._last_flush = time.monotonic()
-        self._counters = {"executions_applied": 0, "executions_recorded": 0}
+        self._counters = {"executions_applied": 0, "executions_recorded": 0, "fills_restored": 0}
+        self._reconstructed = _reconstructed()
+        # Positions, cash and PnL rebuilt from the fills the store recorded (those of persistent
+        # venues from earlier runs; this run's too after a restart). Fills applied but not yet
+        # recorded when a crash came are unanswered in the journal and come back by settlement.
+        if history is not None:
+            fills = history()
+            self._ledger.apply(fills)
+            self._counters["fills_restored"] = len(fills)
 
     def apply(self, execs: ExecutionBatch) -> None:
         self._ledger.apply(execs)
@@ -686,4 +807,4 @@ class LedgerActor:
         return dict(self._ledger.totals())
 
     def stats(self) -> Stats:
-        return {"counters": dict(self._counters)}
+        return {"counters": dict(self._counters), "restarted": self._reconstructed}

@@ -46,12 +46,21 @@ from tickwise.engine.actors import (
     VenueRouterActor,
 )
 from tickwise.engine.panel import LivePanel
+from tickwise.engine.recovery import OUTCOMES, expire
 from tickwise.engine.summary import build_summary
 from tickwise.engine.venue_servers import VenueServerActor
+from tickwise.execution.reconciliation import reconcile_positions
 from tickwise.model.instruments import InstrumentRegistry, Venue
+from tickwise.telemetry import merge_counters
 from tickwise.venues.credentials import MASTER_KEY_ENV, MasterKey
 
 log = logging.getLogger(__name__)
+
+# The live stages survive the death of their process: Ray restarts the actor (its constructor
+# runs again, restoring what it needs from the store) and retries the calls it had not finished.
+# Every handler is idempotent by signal id or client order id, so a retried call never doubles
+# an order; what a crash left unanswered is settled with the venues (engine.recovery).
+RESTARTABLE: dict[str, int] = {"max_restarts": -1, "max_task_retries": -1}
 
 
 @dataclass
@@ -81,6 +90,7 @@ class Engine:
         self._owns_ray = False
         self.actors: Actors | None = None
         self.world: wiring.World | None = None
+        self.recovery: dict[str, int] = {}  # orders settled with the venues, by outcome
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -109,8 +119,8 @@ class Engine:
 
     def _spawn(self, world: wiring.World) -> Actors:
         cfg = self.config
-        ledger = LedgerActor.options(name=None).remote(  # type: ignore[attr-defined]
-            world.make_ledger, world.make_store
+        ledger = LedgerActor.options(**RESTARTABLE).remote(  # type: ignore[attr-defined]
+            world.make_ledger, world.make_store, history=world.fill_history()
         )
         n_alloc = len(world.allocator_books)
         # Allocators need router handles and routers need allocator handles: create the
@@ -127,26 +137,37 @@ class Engine:
             started: dict[Venue, Any] = {v: h.start.remote() for v, h in servers.items()}
             endpoints = world.venue_endpoints({v: ray.get(ref) for v, ref in started.items()})
             router_specs = world.network_router_specs(endpoints)
-        placeholder: dict[int, list[ActorHandle]] = {}
         for i in range(n_alloc):
             allocators.append(
-                AllocatorActor.remote(  # type: ignore[attr-defined]
+                AllocatorActor.options(**RESTARTABLE).remote(  # type: ignore[attr-defined]
                     world.allocator_factory(i),
                     world.journal_factory(),
-                    placeholder,
+                    world.router_names(),
                     cfg.engine.journal_chunk,
+                    history=world.fill_history(i),
+                    unanswered=world.range_unanswered(i),
+                    resend_within_s=cfg.engine.resend_within_s,
                 )
             )
         for venue, lanes in router_specs.items():
             routers[venue] = [
-                VenueRouterActor.remote(  # type: ignore[attr-defined]
-                    make_venue, ledger, allocators, allocator_bounds
+                VenueRouterActor.options(  # type: ignore[attr-defined]
+                    name=world.router_name(venue, lane), **RESTARTABLE
+                ).remote(
+                    make_venue,
+                    ledger,
+                    allocators,
+                    allocator_bounds,
+                    lane_unanswered=world.lane_unanswered(venue, lane),
+                    resend_within_s=cfg.engine.resend_within_s,
+                    make_throttle=world.throttle_factory(venue),
                 )
-                for make_venue in lanes
+                for lane, make_venue in enumerate(lanes)
             ]
-        ray.get([a.set_routers.remote({int(v): h for v, h in routers.items()}) for a in allocators])
         shards = [
-            StrategyShardActor.remote(world.shard_factory(s), allocators)  # type: ignore[attr-defined]
+            StrategyShardActor.options(**RESTARTABLE).remote(  # type: ignore[attr-defined]
+                world.shard_factory(s), allocators, world.shard_restore(s)
+            )
             for s in range(cfg.engine.strategy_shards)
         ]
         recorder = None
@@ -196,10 +217,61 @@ class Engine:
             everyone.append(tuner)
         ray.get([a.stats.remote() for a in everyone] + [feed.stats.remote()])
         ray.get([r.start.remote() for rs in routers.values() for r in rs])
+        actors = Actors(feed, shards, allocators, routers, ledger, recorder, tuner, servers)
+        self.recover(world, actors)
         if cfg.strategy.warmup_s > 0:
             played = ray.get(feed.warm_up.remote(cfg.strategy.warmup_s))
             log.info("strategies warmed on %d ticks of history", played)
-        return Actors(feed, shards, allocators, routers, ledger, recorder, tuner, servers)
+        return actors
+
+    def recover(self, world: wiring.World, actors: Actors) -> None:
+        """Before the market opens: settle what earlier runs left unanswered, rebuild what the
+        clients hold, and check it against the venues that outlive a run.
+
+        Orders of earlier runs journaled without a final answer are settled by client order id at a
+        persistent venue (adopted, or expired: their signals are long stale); at a venue that
+        began empty with this run they can no longer reach it and are expired. The ledger was
+        built from the recorded fills; the allocators book them now, after the settlement's
+        adoptions. A client whose ledger positions differ from its venue's is halted
+        (`client:<id>`) until an operator resolves the difference and resumes it.
+        """
+        orders = world.store.unsettled_orders()
+        lasting = np.isin(orders.venue, [int(v) for v in world.persistent_venues])
+        gone = orders.take(np.flatnonzero(~lasting))
+        if len(gone):
+            world.store.record_executions(expire(gone, time.time_ns()))
+            self.recovery["expired"] = self.recovery.get("expired", 0) + len(gone)
+        stale = time.time_ns() - int(self.config.engine.resend_within_s * 1e9)
+        refs = [
+            actors.routers[venue][lane].resolve.remote(part, stale)
+            for (venue, lane), part in world.lanes_of(orders.take(np.flatnonzero(lasting))).items()
+        ]
+        for name, count in merge_counters(ray.get(refs)).items():
+            self.recovery[name] = self.recovery.get(name, 0) + int(count)
+        if not world.persistent_venues:
+            return
+        ray.get(actors.ledger.flush.remote())
+        ray.get([a.restore.remote() for a in actors.allocators])
+        lasting_routers = [r for v in world.persistent_venues for r in actors.routers.get(v, [])]
+        ledger_book: Any = ray.get(actors.ledger.positions.remote())
+        venue_books = ray.get([r.positions.remote() for r in lasting_routers])
+        at = np.isin(world.book.venue, [int(v) for v in world.persistent_venues])
+        report = reconcile_positions(ledger_book.restricted(world.book.client_id[at]), venue_books)
+        blocked = sorted({c for c, _, _, _ in report.mismatches})
+        for client in blocked:
+            world.store.set_halt(
+                f"client:{client}",
+                "recovery: ledger and venue positions differ; resolve, then resume",
+                actor="recovery",
+            )
+        self.recovery["accounts_blocked"] = len(blocked)
+        if blocked:
+            log.warning(
+                "recovery blocked %d accounts whose positions differ, e.g. (client, instrument, "
+                "ledger, venue) %s",
+                len(blocked),
+                report.mismatches[:5],
+            )
 
     def _start_venue_servers(self, world: wiring.World) -> dict[Venue, ActorHandle]:
         """One simulator server per venue that has clients and no `[venues] <venue>_url`."""
@@ -280,31 +352,65 @@ class Engine:
         }
 
     def drain(self, timeout_s: float) -> bool:
-        """Wait until every batch sent between stages was received and venues have answered.
+        """Wait until every batch sent between stages was received and venues have answered,
+        then settle with the venues whatever the journal holds without a final answer.
 
-        Gives up after `timeout_s` without progress (a venue that keeps answering, however
-        slowly, is waited for: a backlog of orders over HTTP can take minutes to clear)."""
+        Without restarts the counters prove the drain (every batch sent was received). A
+        restarted actor starts its counters again, so then the run is drained once nothing
+        moves and no venue has an order in flight. Either way the journal has the last word:
+        orders it holds without a recorded final answer are settled by client order id (adopted,
+        resent or expired, see engine.recovery) until none is left. Gives up after `timeout_s`
+        without progress (a venue that keeps answering, however slowly, is waited for: a
+        backlog of orders over HTTP can take minutes to clear)."""
+        assert self.actors is not None and self.world is not None
         deadline = time.monotonic() + timeout_s
-        last_progress: tuple[int, int] | None = None
+        last_progress: tuple[int, ...] | None = None
+        quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             snap = self.snapshot()
-            if _drained(snap, len(self.actors.allocators) if self.actors else 1):
-                ray.get(self.actors.ledger.flush.remote()) if self.actors else None
-                self.flush_recording()
-                return True
             progress = _progress(snap)
             if progress != last_progress:
                 last_progress = progress
                 deadline = time.monotonic() + timeout_s
+                quiet_since = time.monotonic()
+            if _restarted(snap):
+                settled = _quiet(snap) and time.monotonic() - quiet_since >= _QUIET_S
+            else:
+                settled = _drained(snap, len(self.actors.allocators))
+            if settled:
+                ray.get(self.actors.ledger.flush.remote())
+                unanswered = self.settle()
+                if unanswered == 0:
+                    self.flush_recording()
+                    return True
+                quiet_since = time.monotonic()
             time.sleep(0.05)
         log.warning(
             "drain stopped after %.1f s without progress; the summary counts what had arrived",
             timeout_s,
         )
-        if self.actors:
-            ray.get(self.actors.ledger.flush.remote())
+        ray.get(self.actors.ledger.flush.remote())
         self.flush_recording()
         return False
+
+    def settle(self) -> int:
+        """One settlement pass over this run's journaled orders without a recorded final
+        answer: each router lane asks its venue about its orders (engine.recovery); returns how
+        many orders were unsettled when the pass began (0: nothing to do)."""
+        assert self.actors is not None and self.world is not None
+        orders = self.world.store.unsettled_orders(self.run_id)
+        if len(orders) == 0:
+            return 0
+        fresh_after = time.time_ns() - int(self.config.engine.resend_within_s * 1e9)
+        refs = [
+            self.actors.routers[venue][lane].resolve.remote(part, fresh_after)
+            for (venue, lane), part in self.world.lanes_of(orders).items()
+        ]
+        counts = merge_counters(ray.get(refs))
+        for name, count in counts.items():
+            self.recovery[name] = self.recovery.get(name, 0) + int(count)
+        log.info("settled %d unanswered orders with the venues: %s", len(orders), counts)
+        return len(orders)
 
     def flush_recording(self, timeout_s: float = 60.0) -> dict[str, Any] | None:
         """Write the recorder's buffered ticks to the tick store; its stats (None: no recorder)."""
@@ -339,6 +445,11 @@ class Engine:
         )
         summary["drained"] = drained
         summary["run_id"] = self.run_id
+        summary["recovery"] = {
+            **dict.fromkeys(OUTCOMES, 0),
+            **self.recovery,
+            "restarted_actors": sum(bool(part.get("restarted")) for part in _live_stats(snap)),
+        }
         summary["tick_store"] = self._recording_summary(snap["feed"])
         summary["venues"] = wiring.venue_summary(self.config, snap["routers"], snap["servers"])
         tuner = snap.get("tuner")
@@ -392,11 +503,34 @@ def _make_recorder(
     return TickRecorder(TickStore(Path(root)), registry, flush_s, flush_rows)
 
 
-def _progress(snap: dict[str, Any]) -> tuple[int, int]:
-    """What moves while a drain is making progress: orders received and answered."""
-    received = sum(r["counters"]["orders_received"] for r in snap["routers"])
-    answered = sum(r["counters"]["executions_forwarded"] for r in snap["routers"])
-    return received, answered
+_QUIET_S = 1.0  # after a restart, a run whose counters stood still this long has drained
+
+
+def _progress(snap: dict[str, Any]) -> tuple[int, ...]:
+    """What moves while a drain is making progress: ticks, signals, orders and answers."""
+    return (
+        sum(s["counters"]["ticks_processed"] for s in snap["shards"]),
+        sum(a["counters"]["signal_batches_received"] for a in snap["allocators"]),
+        sum(a["counters"]["orders_routed"] for a in snap["allocators"]),
+        sum(r["counters"]["orders_received"] for r in snap["routers"]),
+        sum(r["counters"]["executions_forwarded"] for r in snap["routers"]),
+        int(snap["ledger"]["counters"]["executions_applied"]),
+    )
+
+
+def _live_stats(snap: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stats of every restartable live actor in a snapshot."""
+    return [*snap["shards"], *snap["allocators"], *snap["routers"], snap["ledger"]]
+
+
+def _restarted(snap: dict[str, Any]) -> bool:
+    """Whether Ray restarted any live actor during the run (its counters began again)."""
+    return any(part.get("restarted", False) for part in _live_stats(snap))
+
+
+def _quiet(snap: dict[str, Any]) -> bool:
+    """The feed has stopped and no venue has an order in flight."""
+    return not snap["feed"]["running"] and sum(r["pending"] for r in snap["routers"]) == 0
 
 
 def _drained(snap: dict[str, Any], n_allocators: int) -> bool:

@@ -135,7 +135,18 @@ async def resolve_orders(
             except Exception as exc:  # a lost connection, a timeout: ask again next pass
                 return VenueError(venue.venue, -1, f"{type(exc).__name__}: {exc}")
 
-    answers = await asyncio.gather(*(ask(bytes(c)) for c in orders.client_order_id))
+    answers: list[OrderStatus | VenueError | None]
+    locate = getattr(venue, "locate", None)
+    if locate is not None:
+        # A venue with no look-up by client order id (E*Trade) finds the orders from their
+        # journaled details (symbol, side, quantity, time).
+        try:
+            answers = list(await locate(orders))
+        except Exception as exc:
+            failure = exc if isinstance(exc, VenueError) else VenueError(venue.venue, -1, str(exc))
+            answers = [failure] * len(orders)
+    else:
+        answers = list(await asyncio.gather(*(ask(bytes(c)) for c in orders.client_order_id)))
     known = np.array([isinstance(a, OrderStatus) for a in answers], np.bool_)
     failed = np.array([isinstance(a, VenueError) for a in answers], np.bool_)
     unseen = ~known & ~failed

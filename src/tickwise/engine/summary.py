@@ -65,10 +65,12 @@ def build_summary(
     received = int(fc["ticks_received"])
     processed = int(sc["ticks_processed"])
     rejected = int(sum(rejected_ticks.values()))
-    duplicates = int(ac["duplicate_client_order_ids"]) + int(
+    # Ids the journal holds twice, or that a venue let trade twice: 0 by construction. Repeats
+    # the journal refused (a call retried after a restart, a replayed signal) were never sent,
+    # and a venue's duplicate-id refusal of a resend is not an outcome: both are counted apart.
+    duplicates = int(store_checks.get("duplicate_client_order_ids", 0)) + int(
         reasons.get("duplicate_client_order_id", 0)
     )
-    duplicates += int(store_checks.get("duplicate_client_order_ids", 0))
     risk = {k.removeprefix("alloc_"): v for k, v in ac.items() if k.startswith("alloc_")}
     latency = {
         stage: timer.histograms[stage].summary_ms()
@@ -102,6 +104,9 @@ def build_summary(
             "rejected_by_reason": reasons,
             "not_sent_by_allocator": risk,
             "duplicate_client_order_ids": duplicates,
+            "repeats_refused_by_journal": int(ac["duplicate_client_order_ids"]),
+            "duplicate_answers_dropped": int(rc.get("duplicate_answers_dropped", 0)),
+            "throttled": int(rc.get("orders_throttled", 0)),
             "per_s": round(int(rc["orders_sent"]) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
             "venue_errors": int(rc["venue_errors"]),
         },

@@ -23,9 +23,11 @@ from tickwise.data.validation import TickValidator
 from tickwise.execution.allocator import Allocator, AllocatorConfig
 from tickwise.execution.journal import Journal
 from tickwise.execution.reconciliation import reconcile_positions
+from tickwise.execution.throttle import VenueThrottle
 from tickwise.ledger.ledger import Ledger
 from tickwise.model.clients import ClientBook, Portfolio
 from tickwise.model.instruments import AssetClass, InstrumentRegistry, Venue
+from tickwise.model.orders import ExecutionBatch, OrderBatch
 from tickwise.store import open_store
 from tickwise.store.base import Store
 from tickwise.store.seeding import seed_clients
@@ -58,6 +60,9 @@ class World:
     shard_of_instrument: npt.NDArray[np.int64]
     strategies: dict[AssetClass, tuple[str, npt.NDArray[np.float64]]]
     store: Store = field(repr=False)
+    # Per instrument, the parameters the tuner last swapped in (any earlier run) when tuning is
+    # on: a restarted tickwise trades what it had tuned, not the configured defaults.
+    tuned: dict[int, npt.NDArray[np.float64]] = field(default_factory=dict)
 
     # -- factories handed to actors ------------------------------------------------------
 
@@ -80,7 +85,14 @@ class World:
         return partial(Ledger, self.book.client_id.copy(), self.book.equity.copy())
 
     def allocator_factory(self, index: int) -> Callable[[], Allocator]:
-        cfg = AllocatorConfig(rebalance_band=self.config.allocation.rebalance_band)
+        r = self.config.risk
+        cfg = AllocatorConfig(
+            rebalance_band=self.config.allocation.rebalance_band,
+            price_band_pct=r.price_band_pct,
+            price_band_confirmations=r.price_band_confirmations,
+            max_quote_age_ms=r.max_quote_age_ms,
+            max_daily_loss_pct=r.max_daily_loss_pct,
+        )
         return partial(Allocator, self.allocator_books[index], self.portfolios, self.registry, cfg)
 
     def journal_factory(self) -> Callable[[], Journal]:
@@ -158,6 +170,75 @@ class World:
                 )
         return specs
 
+    # -- recovery ------------------------------------------------------------------------
+
+    @property
+    def persistent_venues(self) -> frozenset[Venue]:
+        """Venues whose books outlive a run: live ones, and simulator servers at a configured
+        URL. An in-process simulator, or a server this run starts, begins empty each run, so
+        only this run's fills describe what its accounts hold."""
+        v = self.config.venues
+        if v.mode == "live":
+            return frozenset(Venue)
+        if v.mode == "http":
+            return frozenset(venue for venue in Venue if v.url(venue))
+        return frozenset()
+
+    def fill_history(self, index: int | None = None) -> Callable[[], ExecutionBatch]:
+        """The recorded fills that make up what the clients hold (of allocator `index`'s range,
+        or of everyone): this run's, and earlier runs' at persistent venues."""
+        clients = self.book.client_id if index is None else self.allocator_books[index].client_id
+        at = np.isin(self.book.venue, [int(v) for v in self.persistent_venues])
+        lasting = np.intersect1d(clients, self.book.client_id[at])
+        return partial(
+            recorded_fills, self.config.store.url, self.run_id, clients.copy(), lasting.copy()
+        )
+
+    def range_unanswered(self, index: int) -> Callable[[], OrderBatch]:
+        """For an allocator Ray restarts: its clients' orders of this run without a final answer."""
+        return partial(
+            unanswered_orders_of,
+            self.config.store.url,
+            self.run_id,
+            self.allocator_books[index].client_id.copy(),
+        )
+
+    def throttle_factory(self, venue: Venue) -> Callable[[], VenueThrottle | None]:
+        """Each router lane's share of the desk's order-rate cap at `venue` (none when 0)."""
+        r, lanes = self.config.risk, self.config.engine.routers_per_venue
+        rate = r.max_orders_per_s(venue)
+        if rate <= 0:
+            return _no_throttle
+        return partial(VenueThrottle, rate / lanes, max(1.0, r.order_burst(venue) / lanes))
+
+    def router_name(self, venue: Venue, lane: int) -> str:
+        """A router's Ray actor name: allocators find routers by name (even after a restart)."""
+        return f"tickwise-{self.run_id}-router-{venue.label}-{lane}"
+
+    def router_names(self) -> dict[int, list[str]]:
+        lanes = self.config.engine.routers_per_venue
+        return {
+            int(venue): [self.router_name(venue, lane) for lane in range(lanes)]
+            for venue in Venue
+            if (self.book.venue == venue).any()
+        }
+
+    def lane_unanswered(self, venue: Venue, lane: int) -> Callable[[], OrderBatch]:
+        """For a router Ray restarts: its lane's orders of this run without a final answer."""
+        lanes = self.config.engine.routers_per_venue
+        return partial(
+            unanswered_orders, self.config.store.url, self.run_id, int(venue), lane, lanes
+        )
+
+    def lanes_of(self, orders: OrderBatch) -> dict[tuple[Venue, int], OrderBatch]:
+        """`orders` split by the (venue, router lane) that sends them."""
+        lanes = self.config.engine.routers_per_venue
+        key = orders.venue.astype(np.int64) * lanes + orders.client % lanes
+        return {
+            (Venue(int(k) // lanes), int(k) % lanes): orders.take(np.flatnonzero(key == k))
+            for k in np.unique(key)
+        }
+
     def server_specs(self) -> dict[Venue, ServerSpec]:
         """A simulator server per venue with clients and no configured URL (`--venues http`)."""
         v = self.config.venues
@@ -226,9 +307,18 @@ class World:
     # -- driver-side ---------------------------------------------------------------------
 
     def _strategy_of(self, instrument: int) -> tuple[str, npt.NDArray[np.float64]]:
-        if self.registry[instrument].asset_class is AssetClass.CRYPTO:
-            return self.strategies[AssetClass.CRYPTO]
-        return self.strategies[AssetClass.EQUITY]
+        name, vec = self.strategies[self.registry[instrument].asset_class]
+        return name, self.tuned.get(instrument, vec)
+
+    def shard_restore(self, shard: int) -> Callable[[], dict[int, npt.NDArray[np.float64]]]:
+        """For a shard Ray restarts: the parameters swapped in since the run began (from the
+        audit trail, which the tuner writes every few seconds), so the shard resumes trading
+        what the tuner chose rather than what it started with."""
+        if not self.config.tuning.enabled:
+            return dict
+        mine = np.flatnonzero(self.shard_of_instrument == shard)
+        names = {int(i): self._strategy_of(int(i))[0] for i in mine}
+        return partial(tuned_params, self.config.store.url, self.registry, names)
 
     def store_checks(self) -> dict[str, Any]:
         stats = self.store.order_stats(self.run_id)
@@ -270,6 +360,70 @@ def venue_summary(
             if isinstance(value, int | float):
                 adapters[key] = adapters.get(key, 0) + int(value)
     return {"mode": config.venues.mode, "adapters": adapters, "servers": list(servers)}
+
+
+def tuned_params(
+    url: str, registry: InstrumentRegistry, strategies: dict[int, str]
+) -> dict[int, npt.NDArray[np.float64]]:
+    """The latest swapped-in parameters of each instrument in `strategies` (instrument ->
+    strategy name) that the audit trail holds for that strategy; instruments never swapped are
+    left out."""
+    store = open_store(url)
+    try:
+        current = store.current_params()
+    finally:
+        store.close()
+    out: dict[int, npt.NDArray[np.float64]] = {}
+    for instrument, name in strategies.items():
+        row = current.get(registry[instrument].symbol)
+        if row is not None and row.strategy == name and row.swapped_at_ns is not None:
+            out[instrument] = np.asarray(row.values, dtype=np.float64)
+    return out
+
+
+def _no_throttle() -> None:
+    return None
+
+
+def unanswered_orders(url: str, run_id: str, venue: int, lane: int, lanes: int) -> OrderBatch:
+    """One router lane's orders of a run that the journal holds without a venue answer."""
+    orders = _unanswered(url, run_id)
+    return orders.take(np.flatnonzero((orders.venue == venue) & (orders.client % lanes == lane)))
+
+
+def unanswered_orders_of(url: str, run_id: str, clients: npt.NDArray[np.int32]) -> OrderBatch:
+    """`clients`' orders of a run that the journal holds without a venue answer."""
+    orders = _unanswered(url, run_id)
+    return orders.take(np.flatnonzero(np.isin(orders.client, clients)))
+
+
+def _unanswered(url: str, run_id: str) -> OrderBatch:
+    store = open_store(url)
+    try:
+        return store.unsettled_orders(run_id)
+    finally:
+        store.close()
+
+
+def recorded_fills(
+    url: str, run_id: str, clients: npt.NDArray[np.int32], lasting: npt.NDArray[np.int32]
+) -> ExecutionBatch:
+    """The fills of `clients` in run `run_id`, and of `lasting` clients (at venues whose books
+    outlive a run) in every run, in the order they were recorded."""
+    store = open_store(url)
+    try:
+        this_run = store.recorded_fills(run_id)
+        earlier = store.recorded_fills() if lasting.size else ExecutionBatch.empty()
+    finally:
+        store.close()
+    mine = this_run.take(np.flatnonzero(np.isin(this_run.client, clients)))
+    kept = earlier.take(
+        np.flatnonzero(
+            np.isin(earlier.client, lasting)
+            & ~np.isin(earlier.client_order_id, mine.client_order_id)
+        )
+    )
+    return ExecutionBatch.concat([kept, mine])
 
 
 def _make_journal(url: str, run_id: str) -> Journal:
@@ -319,6 +473,10 @@ def prepare_world(config: Config, run_id: str) -> World:
     bounds = np.array([book.client_id[c[0]] for c in chunks], dtype=np.int64)
     shards = config.engine.strategy_shards
     shard_of = np.arange(len(registry), dtype=np.int64) % shards
+    tuned: dict[int, npt.NDArray[np.float64]] = {}
+    if config.tuning.enabled:
+        names = {i: strategies[registry[i].asset_class][0] for i in range(len(registry))}
+        tuned = tuned_params(config.store.url, registry, names)
     return World(
         config=config,
         run_id=run_id,
@@ -330,6 +488,7 @@ def prepare_world(config: Config, run_id: str) -> World:
         shard_of_instrument=shard_of,
         strategies=strategies,
         store=store,
+        tuned=tuned,
     )
 
 

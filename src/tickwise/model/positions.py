@@ -159,6 +159,15 @@ class PositionBook:
         """Sorted ids of every account holder the book speaks for."""
         return self._clients.copy()
 
+    def restricted(self, clients: npt.ArrayLike) -> PositionBook:
+        """A copy holding only the accounts of `clients` (those this book speaks for)."""
+        keep = np.intersect1d(self._clients, np.asarray(clients, dtype=np.int32))
+        rows = np.isin(self._keys >> INSTRUMENT_BITS, keep)
+        book = PositionBook(keep)
+        book._keys = self._keys[rows].copy()
+        book._qty = self._qty[rows].copy()
+        return book
+
     def copy(self) -> PositionBook:
         book = PositionBook()
         book._keys = self._keys.copy()

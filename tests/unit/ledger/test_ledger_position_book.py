@@ -95,3 +95,18 @@ def test_ids_out_of_range_and_bad_shapes_are_refused() -> None:
     with pytest.raises(ValueError, match="finite"):
         book.add([1], [0], [np.nan])
     assert book.get(np.array([], np.int32), np.array([], np.uint32)).size == 0
+
+
+def test_a_restricted_book_holds_only_the_named_accounts() -> None:
+    book = PositionBook([1, 2, 3])
+    book.add(np.array([1, 2, 3, 3]), np.array([0, 5, 5, 7]), np.array([1.5, -2.0, 4.0, 1.0]))
+    part = book.restricted([2, 3, 9])  # 9 is not an account of this book
+    assert part.clients.tolist() == [2, 3]
+    client, instrument, qty = part.items()
+    assert list(zip(client.tolist(), instrument.tolist(), qty.tolist(), strict=True)) == [
+        (2, 5, -2.0),
+        (3, 5, 4.0),
+        (3, 7, 1.0),
+    ]
+    part.add(np.array([2]), np.array([5]), np.array([2.0]))
+    assert book.get(np.array([2]), np.array([5])).tolist() == [-2.0]  # the original is untouched

@@ -13,10 +13,12 @@ from venue_orders import AAPL, BRK, BTC, T0, orders, small_registry
 
 from tickwise.model.ids import ClientOrderId
 from tickwise.model.instruments import Venue
-from tickwise.model.orders import ExecutionBatch, OrderState, RejectReason
+from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason
+from tickwise.venues.base import OrderStatus
 from tickwise.venues.capabilities import ETRADE
 from tickwise.venues.credentials import Credential, demo_credential
 from tickwise.venues.etrade.client import EtradeVenue
+from tickwise.venues.etrade.errors import EtradeError
 from tickwise.venues.etrade.oauth import hmac_sha1_signature, signature_base_string
 from tickwise.venues.http import (
     HttpRequest,
@@ -726,6 +728,57 @@ def test_reads_give_positions_and_cash_per_account() -> None:
         assert book.of_client(1) == {AAPL: 4.0, BRK: -2.0}
         assert cash.of(1) == 12345.5
         assert np.array_equal(cash.client, [1])
+        await venue.close()
+
+    run(scenario)
+
+
+def test_a_fresh_process_locates_orders_an_earlier_one_placed_by_their_details() -> None:
+    # Recovery after a crash: this adapter never sent these orders; E*Trade has no look-up by
+    # clientOrderId, so each is found in its account's orders list by symbol, action, quantity
+    # and time, and the one the venue never saw comes back None.
+    async def scenario() -> None:
+        clock, transport = FakeClock(), RecordedTransport()
+        venue = make_venue(transport, clock)
+        placed, never_sent = buy(qty=3.0, signal=7), buy(qty=5.0, signal=8)
+        transport.answer(
+            listing(entry(41, "EXECUTED", qty=3, price=190.05)),
+            listing(entry(41, "EXECUTED", qty=3, price=190.05)),  # claimed now: not a match
+        )
+        await venue.start()
+
+        found = await venue.locate(OrderBatch.concat([placed, never_sent]))
+
+        assert calls(transport) == ["GET orders.json", "GET orders.json"]
+        assert found[1] is None
+        status = found[0]
+        assert isinstance(status, OrderStatus)
+        assert status.client_order_id == coid_of(placed)
+        assert (status.state, status.filled_qty, status.avg_fill_price) == (
+            OrderState.FILLED,
+            3.0,
+            190.05,
+        )
+        # Adopted: followed like one of ours, its outcome reported once by poll.
+        assert venue.pending() == 1
+        outcome = only(venue.poll(0))
+        assert outcome["state"] == OrderState.FILLED
+        assert venue.pending() == 0
+        assert await venue.query(ClientOrderId(coid_of(placed))) == status
+        await venue.close()
+
+    run(scenario)
+
+
+def test_an_account_whose_orders_cannot_be_listed_leaves_its_orders_unresolved() -> None:
+    async def scenario() -> None:
+        clock, transport = FakeClock(), RecordedTransport()
+        venue = make_venue(transport, clock)
+        transport.answer(json_response(500, {"Error": {"code": 1, "message": "down"}}))
+        await venue.start()
+        found = await venue.locate(buy(qty=3.0, signal=9))
+        assert len(found) == 1 and isinstance(found[0], EtradeError)
+        assert found[0].retryable
         await venue.close()
 
     run(scenario)

@@ -245,6 +245,62 @@ class EtradeVenue:
                 await flow.settle_parked(account, order)
         return order.status()
 
+    async def locate(self, orders: OrderBatch) -> list[OrderStatus | EtradeError | None]:
+        """The status of journaled orders, this process's or an earlier one's (recovery).
+
+        E*Trade answers no look-up by clientOrderId and does not echo it in order listings
+        (venues.md §4), so an order an earlier process placed is found the way a lost answer is:
+        the oldest unclaimed MARKET entry of its account with its symbol, action and whole-share
+        quantity, placed after its market event; it is then adopted and followed like one of
+        ours. None for an order the venue never saw; an `EtradeError` in place of an order whose
+        account's orders could not be listed (the caller leaves it for a later pass).
+        """
+        out: list[OrderStatus | EtradeError | None] = []
+        for row in range(len(orders)):
+            coid = bytes(orders.client_order_id[row]).decode("ascii", "replace")
+            if coid in self._orders:
+                out.append(await self.query(ClientOrderId(coid)))
+                continue
+            client, instrument = int(orders.client[row]), int(orders.instrument[row])
+            account = self._accounts.get(client)
+            if account is None or not 0 <= instrument < len(self.registry):
+                out.append(None)
+                continue
+            order = TrackedOrder(
+                coid=coid,
+                signal_id=int(orders.signal_id[row]),
+                client=client,
+                instrument=instrument,
+                side=Side(int(orders.side[row])),
+                qty=float(orders.qty[row]),
+                ts_event=int(orders.ts_event[row]),
+                ts_recv=int(orders.ts_recv[row]),
+                ts_sent=int(max(orders.ts_journal[row], orders.ts_sent[row])),
+            )
+            order.request = OrderRequest(
+                coid, self.registry[instrument].symbol, _ACTIONS[order.side], int(order.qty)
+            )
+            async with account.lock:
+                found = await self._require_flow().find_lost(account, order)
+            if found is None:
+                out.append(
+                    EtradeError(
+                        "unlisted",
+                        f"the orders of client {client} could not be listed",
+                        http_status=0,
+                        kind=EtradeErrorKind.SERVER,
+                        retryable=True,
+                    )
+                )
+                continue
+            if not found:
+                out.append(None)
+                continue
+            self._orders[coid] = order
+            self._pending += 1  # followed from now on: `poll` reports its outcome once
+            out.append(order.status())
+        return out
+
     async def open_orders(self, client: int) -> list[OrderStatus]:
         """The account's OPEN orders at E*Trade (ours with their clientOrderId, others "")."""
         account = self._accounts.get(client)

@@ -1,0 +1,37 @@
+"""The invariants every chaos test checks after a run, from the store and the run summary.
+
+A plain module (not `conftest`), so test files import it by a name no other test folder uses.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tickwise.store import open_store
+
+# Order states without a final answer from the venue: none may be left once a run has drained.
+UNANSWERED = ("journaled", "sent", "unknown", "acked", "partially_filled")
+
+
+def assert_invariants(summary: dict[str, Any], store_url: str) -> dict[str, Any]:
+    """Nothing lost, nothing doubled, positions equal: every journaled order was answered by its
+    venue or expired unsent, no client order id twice, ledger positions = venue positions for
+    every client. Returns the run's order counts from the store."""
+    dump = json.dumps(summary, indent=1, default=float)
+    assert summary["drained"], dump
+    store = open_store(store_url)
+    try:
+        stats = store.order_stats(summary["run_id"])
+    finally:
+        store.close()
+    by_state = stats["by_state"]
+    assert stats["journaled"] > 0, dump
+    left = {state: by_state[state] for state in UNANSWERED if by_state.get(state)}
+    assert not left, f"orders journaled without an answer: {left}\n{dump}"
+    assert stats["duplicate_client_order_ids"] == 0, stats
+    assert stats["executions_without_order"] == 0, stats
+    recon = summary["reconciliation"]
+    assert recon["clients_checked"] == summary["clients"], dump
+    assert recon["position_mismatches"] == 0, dump
+    return stats
