@@ -6,8 +6,10 @@ A plain module (not `conftest`), so test files import it by a name no other test
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
+from tickwise.config import Config, load
 from tickwise.store import open_store
 
 # Order states without a final answer from the venue: none may be left once a run has drained.
@@ -35,3 +37,16 @@ def assert_invariants(summary: dict[str, Any], store_url: str) -> dict[str, Any]
     assert recon["clients_checked"] == summary["clients"], dump
     assert recon["position_mismatches"] == 0, dump
     return stats
+
+
+def tiny_http_config(store_url: str, duration_s: float = 12.0, faults: str = "") -> Config:
+    """A `tiny` run whose venues are simulator servers over the wire (their books live apart
+    from the routers), with `faults` injected, storing in `store_url`."""
+    config = load(tier="tiny")
+    return replace(
+        config,
+        run=replace(config.run, duration_s=duration_s, live_panel=False),
+        venues=replace(config.venues, mode="http", rate_limits=False, faults=faults),
+        tuning=replace(config.tuning, enabled=False),
+        store=replace(config.store, url=store_url),
+    )

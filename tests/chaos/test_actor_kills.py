@@ -10,15 +10,13 @@ router kills a connection, not the exchange.
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
 import ray
-from invariants import assert_invariants
+from invariants import assert_invariants, tiny_http_config
 
-from tickwise.config import Config, load
+from tickwise.config import Config
 from tickwise.engine.controller import Actors, Engine
 from tickwise.model.instruments import Venue
 
@@ -27,21 +25,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 KILL_AT_S = 5.0
 
 
-def _config(tmp_path: Path, duration_s: float = 12.0) -> Config:
-    config = load(tier="tiny")
-    return replace(
-        config,
-        run=replace(config.run, duration_s=duration_s, live_panel=False),
-        venues=replace(config.venues, mode="http", rate_limits=False),
-        tuning=replace(config.tuning, enabled=False),
-        store=replace(config.store, url=f"sqlite:///{tmp_path / 'tw.sqlite'}"),
-    )
-
-
 VICTIMS = {
     "strategy_shard": lambda a: a.shards[0],
     "allocator": lambda a: a.allocators[0],
     "venue_router": lambda a: a.routers[Venue.ALPACA][0],
+    "ledger": lambda a: a.ledger,
 }
 
 
@@ -63,11 +51,18 @@ def _run_with_kill(config: Config, victim: str) -> dict[str, Any]:
         engine.shutdown()
 
 
-@pytest.mark.parametrize("victim", sorted(VICTIMS))
+# Every victim on SQLite; on PostgreSQL the two whose restart reads and settles through the store.
+CASES = [(v, "sqlite") for v in sorted(VICTIMS)] + [
+    ("allocator", "postgresql"),
+    ("venue_router", "postgresql"),
+]
+
+
+@pytest.mark.parametrize(("victim", "store_url"), CASES, indirect=["store_url"])
 def test_killing_a_live_actor_mid_run_loses_and_doubles_nothing(
-    local_ray: None, tmp_path: Path, victim: str
+    local_ray: None, store_url: str, victim: str
 ) -> None:
-    config = _config(tmp_path)
+    config = tiny_http_config(store_url)
     summary = _run_with_kill(config, victim)
     assert summary["recovery"]["restarted_actors"] >= 1, summary["recovery"]
     assert_invariants(summary, config.store.url)

@@ -90,7 +90,9 @@ class Engine:
         self._owns_ray = False
         self.actors: Actors | None = None
         self.world: wiring.World | None = None
-        self.recovery: dict[str, int] = {}  # orders settled with the venues, by outcome
+        # What recovery did beyond the routers' own settlement counters: orders of earlier runs
+        # expired because their venue is gone, accounts blocked for differing positions.
+        self.recovery: dict[str, int] = {"expired_venue_gone": 0, "accounts_blocked": 0}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -240,14 +242,13 @@ class Engine:
         gone = orders.take(np.flatnonzero(~lasting))
         if len(gone):
             world.store.record_executions(expire(gone, time.time_ns()))
-            self.recovery["expired"] = self.recovery.get("expired", 0) + len(gone)
+            self.recovery["expired_venue_gone"] += len(gone)
         stale = time.time_ns() - int(self.config.engine.resend_within_s * 1e9)
         refs = [
             actors.routers[venue][lane].resolve.remote(part, stale)
             for (venue, lane), part in world.lanes_of(orders.take(np.flatnonzero(lasting))).items()
         ]
-        for name, count in merge_counters(ray.get(refs)).items():
-            self.recovery[name] = self.recovery.get(name, 0) + int(count)
+        ray.get(refs)
         if not world.persistent_venues:
             return
         ray.get(actors.ledger.flush.remote())
@@ -407,8 +408,6 @@ class Engine:
             for (venue, lane), part in self.world.lanes_of(orders).items()
         ]
         counts = merge_counters(ray.get(refs))
-        for name, count in counts.items():
-            self.recovery[name] = self.recovery.get(name, 0) + int(count)
         log.info("settled %d unanswered orders with the venues: %s", len(orders), counts)
         return len(orders)
 
@@ -445,8 +444,11 @@ class Engine:
         )
         summary["drained"] = drained
         summary["run_id"] = self.run_id
+        # Settled by the routers: at start, after a router's restart, in every drain (a
+        # router's own count begins again if it restarts).
+        settled = merge_counters(r["counters"] for r in snap["routers"])
         summary["recovery"] = {
-            **dict.fromkeys(OUTCOMES, 0),
+            **{name: int(settled.get(f"recovered_{name}", 0)) for name in OUTCOMES},
             **self.recovery,
             "restarted_actors": sum(bool(part.get("restarted")) for part in _live_stats(snap)),
         }
