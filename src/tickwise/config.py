@@ -8,6 +8,7 @@ raises `ConfigError` with one line that says what is wrong and where.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -344,7 +345,13 @@ def _coerce(where: str, value: Any, annotation: Any) -> Any:
     if annotation in ("float", float):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {_short(value)}")
+        return number
     if annotation in ("int", int):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
@@ -358,6 +365,12 @@ def _coerce(where: str, value: Any, annotation: Any) -> Any:
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
     raise ConfigError(f"{where}: unsupported setting type {annotation!r}")  # pragma: no cover
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, cut short (a number may have hundreds of digits)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _apply_section(section: Any, name: str, values: Mapping[str, Any], source: str) -> Any:
@@ -406,11 +419,18 @@ def load(
             file_values = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{p}: config file not found") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot be read: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+        for name, values in file_values.items():
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"{p}: {name} must be a [{name}] table of settings")
     chosen = tier or file_values.get("run", {}).get("tier") or "dev"
-    if chosen not in TIERS:
-        raise ConfigError(f"tier {chosen!r} is not one of {', '.join(TIERS)}")
+    if not isinstance(chosen, str) or chosen not in TIERS:
+        raise ConfigError(f"tier {_short(chosen)} is not one of {', '.join(TIERS)}")
     config = apply(Config(), TIERS[chosen], f"tier {chosen}")
     if file_values:
         config = apply(config, file_values, str(path))

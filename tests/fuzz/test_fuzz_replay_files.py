@@ -258,14 +258,11 @@ def assert_report_adds_up(report: Any) -> None:
 
 
 csv_cells = st.one_of(st.text(max_size=10), st.sampled_from(ODD_TEXTS), st.integers().map(str))
-# Times the table reader reads without failing (see the expected failure below): int64
-# nanoseconds, ISO dates inside 1970..2261, and text without a digit.
+# Times of every shape: integers of any size, ISO dates of any year, any text.
 ts_cells = st.one_of(
-    st.integers(-(2**63), 2**63 - 1).map(str),
-    st.from_regex(
-        r"(19[7-9]\d|20\d\d|21\d\d|22[0-5]\d)-\d\d-\d\d([T ]\d\d:\d\d(:\d\d)?)?Z?", fullmatch=True
-    ),
-    st.text(st.characters(max_codepoint=127, exclude_characters="0123456789,\n\r"), max_size=8),
+    st.integers().map(str),
+    st.from_regex(r"\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d)?)?Z?", fullmatch=True),
+    st.text(st.characters(exclude_characters=",\n\r"), max_size=8),
 )
 
 
@@ -298,11 +295,6 @@ def test_a_tick_table_imports_with_counted_rejections_or_a_tick_import_error(
         assert_report_adds_up(report)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(ValueError, OverflowError),
-    reason="ticktable._parse_time reads non-ASCII digits and times past int64 (fix reported)",
-)
 @pytest.mark.parametrize("ts", ["²", "99999999999999999999999", "9999-12-31T00:00:00Z", "9" * 5000])
 def test_a_time_the_table_reader_cannot_hold_is_a_counted_bad_timestamp(ts: str) -> None:
     with folder() as root:

@@ -28,7 +28,8 @@ TABLE_COLUMNS = ("symbol", "ts", "price", "size", "kind")
 MAX_SYMBOL_LEN = 64
 _ISO = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
-    r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?$"
+    r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?$",
+    re.ASCII,
 )
 _KINDS = {"trade": 0, "t": 0, "0": 0, "bid": 1, "b": 1, "1": 1, "ask": 2, "a": 2, "2": 2}
 
@@ -162,13 +163,22 @@ def _text_times(col: pa.Array) -> pa.Array:
     return pa.array([_parse_time(s) for s in col.to_pylist()], type=pa.int64())
 
 
+_INT64_MAX = 2**63 - 1
+_MAX_TIME_DIGITS = 19  # int64 nanoseconds
+
+
 def _parse_time(text: str | None) -> int | None:
-    """One timestamp: integer ns, or ISO-8601 (naive means UTC) with up to 9 decimals."""
+    """One timestamp: integer ns, or ISO-8601 (naive means UTC) with up to 9 decimals; None for
+    anything else, including times an int64 of nanoseconds cannot hold."""
     if text is None:
         return None
     text = text.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
+    digits = text.removeprefix("-")
+    if digits.isascii() and digits.isdigit():
+        if len(digits.lstrip("0")) > _MAX_TIME_DIGITS:
+            return None
+        value = int(text)
+        return value if -_INT64_MAX <= value <= _INT64_MAX else None
     match = _ISO.match(text)
     if not match:
         return None
@@ -182,7 +192,8 @@ def _parse_time(text: str | None) -> int | None:
         digits = zone[1:].replace(":", "")
         offset = (int(digits[:2]) * 60 + int(digits[2:] or 0)) * 60 * (1 if zone[0] == "+" else -1)
     seconds = calendar.timegm(moment.timetuple())
-    return (seconds - offset) * 1_000_000_000 + int((frac or "0").ljust(9, "0"))
+    ns = (seconds - offset) * 1_000_000_000 + int((frac or "0").ljust(9, "0"))
+    return ns if -_INT64_MAX <= ns <= _INT64_MAX else None
 
 
 def _numbers(file: Path, column: pa.ChunkedArray) -> npt.NDArray[np.float64]:

@@ -347,7 +347,11 @@ class BinanceVenue:
             if err.code == -2013:
                 return None
             raise
-        report = read_order(body, self.symbols.base[inst] or "")
+        try:
+            report = read_order(body, self.symbols.base[inst] or "")
+        except ValueError as exc:
+            self.stats["malformed"] += 1
+            raise BinanceError("MALFORMED", f"order answer: {exc}", retryable=True) from exc
         fee = report.fee
         if report.filled_qty > 0 and fee is None:
             fee = await self._flow.trades_fee(
@@ -427,7 +431,11 @@ class BinanceVenue:
             if inst is None:
                 self.stats["unknown_symbol"] += 1
                 continue
-            report = read_order(row, self.symbols.base[inst] or "")
+            try:
+                report = read_order(row, self.symbols.base[inst] or "")
+            except ValueError:
+                self.stats["malformed"] += 1
+                continue
             self._known.setdefault(report.client_order_id, (client, inst))
             out.append(self._status(client, inst, report, None))
         return out

@@ -325,7 +325,8 @@ class EtradeVenue:
 
         async def one(account: AccountOrders) -> None:
             page, pages = 1, 1
-            while page <= pages:
+            # The venue says how many pages there are; a wrong count never holds us for long.
+            while page <= min(pages, MAX_LIST_PAGES):
                 params = [("count", "50"), ("pageNumber", str(page))]
                 path = f"{account.session.path}/portfolio.json"
                 held, pages = await self._require_flow().read(account, path, wire.portfolio, params)
