@@ -64,5 +64,8 @@ def test_killing_a_live_actor_mid_run_loses_and_doubles_nothing(
 ) -> None:
     config = tiny_http_config(store_url)
     summary = _run_with_kill(config, victim)
-    assert summary["recovery"]["restarted_actors"] >= 1, summary["recovery"]
+    recovery = summary["recovery"]
+    assert recovery["restarted_actors"] >= 1, recovery
+    if victim == "strategy_shard":
+        assert recovery["shards_resumed_from_checkpoint"] == 1, recovery
     assert_invariants(summary, config.store.url)

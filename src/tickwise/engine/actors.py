@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import math
 import os
 import threading
 import time
@@ -30,6 +31,7 @@ from tickwise.engine.recovery import OUTCOMES, expire, resolve_orders
 from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason
 from tickwise.model.signals import SignalBatch
 from tickwise.model.ticks import TickBatch
+from tickwise.strategy.checkpoint import snapshot_from_bytes, snapshot_to_bytes
 from tickwise.telemetry import StageTimer
 
 Stats = dict[str, Any]
@@ -409,22 +411,67 @@ class StrategyShardActor:
         make_shard: Callable[[], Any],
         allocators: Sequence[ActorHandle],
         restore_params: Callable[[], dict[int, npt.NDArray[np.float64]]] = dict,
+        make_store: Callable[[], Any] | None = None,
+        checkpoint_name: str = "",
+        checkpoint_s: float = 5.0,
     ) -> None:
         _set_priority(LIVE_NICE)
         self._shard = make_shard()
-        if _reconstructed():
-            # Restarted after a crash: trade the parameters the tuner swapped in, re-warming
-            # each strategy's state from the ticks that arrive (signals wait for the warm-up).
+        # Every `checkpoint_s` the shard's states and parameters go to the store; a restarted
+        # shard resumes from the latest, missing only the ticks since (seconds of them).
+        self._store = make_store() if make_store is not None and checkpoint_name else None
+        self._checkpoint_name = checkpoint_name
+        self._checkpoint_s = checkpoint_s
+        self._checkpointed = -math.inf  # the first live batch is checkpointed at once
+        self._counters = {
+            "ticks_processed": 0,
+            "signals": 0,
+            "signal_batches_sent": 0,
+            "checkpoints": 0,
+            "checkpoint_errors": 0,
+            "resumed_from_checkpoint": 0,
+        }
+        if _reconstructed() and not self._resume():
+            # No usable checkpoint: trade the parameters the tuner swapped in, re-warming each
+            # strategy's state from the ticks that arrive (signals wait for the warm-up).
             for instrument, params in restore_params().items():
                 self._shard.set_params(instrument, params, rewarm=True)
         self._allocators = list(allocators)
-        self._counters = {"ticks_processed": 0, "signals": 0, "signal_batches_sent": 0}
         self._timer = StageTimer(["signal"])
         self._reconstructed = _reconstructed()
+
+    def _resume(self) -> bool:
+        """Restore the latest checkpoint of this shard; False when there is none usable."""
+        if self._store is None:
+            return False
+        try:
+            saved = self._store.load_checkpoint(self._checkpoint_name)
+            if saved is None:
+                return False
+            self._shard.restore(snapshot_from_bytes(saved[0]))
+        except (ValueError, KeyError, OSError):
+            self._counters["checkpoint_errors"] += 1
+            return False
+        self._counters["resumed_from_checkpoint"] += 1
+        return True
+
+    def _checkpoint(self) -> None:
+        if self._store is None or time.monotonic() - self._checkpointed < self._checkpoint_s:
+            return
+        self._checkpointed = time.monotonic()
+        try:
+            self._store.save_checkpoint(
+                self._checkpoint_name, snapshot_to_bytes(self._shard.snapshot())
+            )
+        except Exception:  # the store's errors differ by back end; trading goes on
+            self._counters["checkpoint_errors"] += 1
+            return
+        self._counters["checkpoints"] += 1
 
     def on_ticks(self, batch: TickBatch) -> None:
         signals: SignalBatch = self._shard.on_batch(batch, time.time_ns())
         self._counters["ticks_processed"] += len(batch)
+        self._checkpoint()
         if len(signals) == 0:
             return
         self._timer.record("signal", signals.ts_signal - signals.ts_recv)

@@ -93,6 +93,7 @@ class Engine:
         # What recovery did beyond the routers' own settlement counters: orders of earlier runs
         # expired because their venue is gone, accounts blocked for differing positions.
         self.recovery: dict[str, int] = {"expired_venue_gone": 0, "accounts_blocked": 0}
+        self._pinned: list[ray.ObjectRef] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -121,8 +122,9 @@ class Engine:
 
     def _spawn(self, world: wiring.World) -> Actors:
         cfg = self.config
+        pin = self._pin
         ledger = LedgerActor.options(**RESTARTABLE).remote(  # type: ignore[attr-defined]
-            world.make_ledger, world.make_store, history=world.fill_history()
+            pin(world.make_ledger), pin(world.make_store), history=pin(world.fill_history())
         )
         n_alloc = len(world.allocator_books)
         # Allocators need router handles and routers need allocator handles: create the
@@ -142,12 +144,12 @@ class Engine:
         for i in range(n_alloc):
             allocators.append(
                 AllocatorActor.options(**RESTARTABLE).remote(  # type: ignore[attr-defined]
-                    world.allocator_factory(i),
-                    world.journal_factory(),
-                    world.router_names(),
+                    pin(world.allocator_factory(i)),
+                    pin(world.journal_factory()),
+                    pin(world.router_names()),
                     cfg.engine.journal_chunk,
-                    history=world.fill_history(i),
-                    unanswered=world.range_unanswered(i),
+                    history=pin(world.fill_history(i)),
+                    unanswered=pin(world.range_unanswered(i)),
                     resend_within_s=cfg.engine.resend_within_s,
                 )
             )
@@ -156,19 +158,23 @@ class Engine:
                 VenueRouterActor.options(  # type: ignore[attr-defined]
                     name=world.router_name(venue, lane), **RESTARTABLE
                 ).remote(
-                    make_venue,
+                    pin(make_venue),
                     ledger,
                     allocators,
-                    allocator_bounds,
-                    lane_unanswered=world.lane_unanswered(venue, lane),
+                    pin(allocator_bounds),
+                    lane_unanswered=pin(world.lane_unanswered(venue, lane)),
                     resend_within_s=cfg.engine.resend_within_s,
-                    make_throttle=world.throttle_factory(venue),
+                    make_throttle=pin(world.throttle_factory(venue)),
                 )
                 for lane, make_venue in enumerate(lanes)
             ]
         shards = [
             StrategyShardActor.options(**RESTARTABLE).remote(  # type: ignore[attr-defined]
-                world.shard_factory(s), allocators, world.shard_restore(s)
+                pin(world.shard_factory(s)),
+                allocators,
+                pin(world.shard_restore(s)),
+                pin(world.make_store),
+                f"{self.run_id}/strategy-shard/{s}",
             )
             for s in range(cfg.engine.strategy_shards)
         ]
@@ -188,11 +194,13 @@ class Engine:
             # The tuner asks Ray for a GPU when the cluster has one (its kernels then run there);
             # otherwise it takes no CPU reservation and runs at a low OS priority.
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-            tuner = TunerActor.options(num_gpus=gpus).remote(  # type: ignore[attr-defined]
-                world.tuner_factory(),
+            tuner = TunerActor.options(  # type: ignore[attr-defined]
+                num_gpus=gpus, **RESTARTABLE
+            ).remote(
+                pin(world.tuner_factory()),
                 shards,
-                world.shard_of_instrument,
-                world.make_store,
+                pin(world.shard_of_instrument),
+                pin(world.make_store),
                 cfg.tuning.threads,
                 cfg.tuning.nice,
             )
@@ -273,6 +281,14 @@ class Engine:
                 len(blocked),
                 report.mismatches[:5],
             )
+
+    def _pin(self, value: Any) -> Any:
+        """`value` in the object store, held for the whole run: a restartable actor's
+        constructor arguments must outlive its first construction, or Ray cannot build it again
+        after a crash (arguments it placed in the object store itself are freed once used)."""
+        ref = ray.put(value)
+        self._pinned.append(ref)
+        return ref
 
     def _start_venue_servers(self, world: wiring.World) -> dict[Venue, ActorHandle]:
         """One simulator server per venue that has clients and no `[venues] <venue>_url`."""
@@ -451,6 +467,9 @@ class Engine:
             **{name: int(settled.get(f"recovered_{name}", 0)) for name in OUTCOMES},
             **self.recovery,
             "restarted_actors": sum(bool(part.get("restarted")) for part in _live_stats(snap)),
+            "shards_resumed_from_checkpoint": sum(
+                int(s["counters"].get("resumed_from_checkpoint", 0)) for s in snap["shards"]
+            ),
         }
         summary["tick_store"] = self._recording_summary(snap["feed"])
         summary["venues"] = wiring.venue_summary(self.config, snap["routers"], snap["servers"])
@@ -492,6 +511,7 @@ class Engine:
             ]:
                 ray.kill(handle)
             self.actors = None
+            self._pinned.clear()
         if self.world is not None:
             self.world.close()
         if self._owns_ray:

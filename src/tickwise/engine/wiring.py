@@ -142,7 +142,9 @@ class World:
                 min_ticks=t.min_ticks,
             ),
         )
-        return partial(Tuner, self.registry, strategies, cfg, None, self.run_id)
+        return partial(
+            make_tuner, self.config.store.url, self.registry, strategies, cfg, self.run_id
+        )
 
     def router_specs(self) -> dict[Venue, list[Callable[[], SimVenue]]]:
         """One venue simulator per (venue, lane); a lane is `client % routers_per_venue`."""
@@ -362,6 +364,27 @@ def venue_summary(
     return {"mode": config.venues.mode, "adapters": adapters, "servers": list(servers)}
 
 
+def make_tuner(
+    url: str,
+    registry: InstrumentRegistry,
+    strategies: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]],
+    config: TunerConfig,
+    run_id: str,
+) -> Tuner:
+    """The tuner, its live parameters overlaid with the latest swaps in the audit trail: at
+    start those of earlier runs (as the shards start), after a restart this run's too."""
+    names = {int(i): name for name, (members, _) in strategies.items() for i in members}
+    swapped = tuned_params(url, registry, names)
+    live = {}
+    for name, (members, params) in strategies.items():
+        params = params.copy()
+        for row, instrument in enumerate(members):
+            if int(instrument) in swapped:
+                params[row] = swapped[int(instrument)]
+        live[name] = (members, params)
+    return Tuner(registry, live, config, None, run_id)
+
+
 def tuned_params(
     url: str, registry: InstrumentRegistry, strategies: dict[int, str]
 ) -> dict[int, npt.NDArray[np.float64]]:
@@ -376,8 +399,13 @@ def tuned_params(
     out: dict[int, npt.NDArray[np.float64]] = {}
     for instrument, name in strategies.items():
         row = current.get(registry[instrument].symbol)
-        if row is not None and row.strategy == name and row.swapped_at_ns is not None:
-            out[instrument] = np.asarray(row.values, dtype=np.float64)
+        if row is None or row.strategy != name or row.swapped_at_ns is None:
+            continue
+        spec = get_strategy(name)
+        try:  # parameters of another version of the strategy do not carry over
+            out[instrument] = spec.validate(np.asarray(row.values, dtype=np.float64))
+        except (ValueError, KeyError):
+            continue
     return out
 
 

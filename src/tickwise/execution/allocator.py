@@ -71,7 +71,7 @@ from tickwise.execution.risk import (
 from tickwise.model.clients import ClientBook, Portfolio
 from tickwise.model.ids import client_order_ids
 from tickwise.model.instruments import InstrumentRegistry, Venue
-from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason
+from tickwise.model.orders import COID_DTYPE, ExecutionBatch, OrderBatch, OrderState, RejectReason
 from tickwise.model.signals import SignalBatch
 
 _TERMINAL = np.array([s.terminal for s in OrderState], dtype=np.bool_)
@@ -98,6 +98,7 @@ COUNTER_NAMES = (
     "risk_buying_power_clipped",
     "risk_buying_power",
     "executions_unmatched",
+    "late_fills_booked",
     "executions_replayed",
 )
 # The reason behind each counter that counts a refusal (the *_clipped ones still send an order).
@@ -212,6 +213,11 @@ class Allocator:
         self._increment = np.vstack([registry.quantity_increment(v) for v in venues])
         self._min_notional = np.vstack([registry.venue_min_notional(v) for v in venues])
         self._open: dict[int, _OpenOrders] = {}
+        # After a restart: the fills restored from the store (sorted ids) and the late fills
+        # booked since, so that no fill is booked twice (see `_book_late_fills`).
+        self._restored = np.empty(0, dtype=COID_DTYPE)
+        self._late: set[bytes] = set()
+        self._was_restored = False
         self._seen: dict[int, None] = {}
         self.counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
 
@@ -329,7 +335,36 @@ class Allocator:
         cash = self.book.equity.astype(np.float64) - np.bincount(
             rows[known], weights=spent[known], minlength=len(self.book)
         )
+        self._restored = np.sort(fills.client_order_id[filled])
+        self._was_restored = True
         return self.restore(unique // self._n_inst, unique % self._n_inst, qty, cash)
+
+    def _book_late_fills(self, execs: ExecutionBatch) -> int:
+        """After `restore_fills`, fills of orders this allocator did not create (its previous
+        life created them, or a settlement adopted or resent them): booked into expected
+        positions and cash at their real price and fee, once per client order id; a fill the
+        restored history already holds, or one of a signal this allocator sized itself (a
+        replay), is not booked again. Returns how many were booked."""
+        if not self._was_restored:
+            return 0  # never restarted: every order of its clients is its own
+        coid = execs.client_order_id
+        fill = (execs.fill_qty > 0) & (execs.state == OrderState.FILLED)
+        fill &= np.array([int(s) not in self._seen for s in execs.signal_id], dtype=np.bool_)
+        if self._restored.size:
+            at = np.minimum(np.searchsorted(self._restored, coid), self._restored.size - 1)
+            fill &= self._restored[at] != coid
+        fill &= np.array([bytes(c) not in self._late for c in coid], dtype=np.bool_)
+        rows, known = self._known_rows(execs.client.astype(np.int64))
+        found, entry = self._holdings.locate(np.where(known, rows, -1), execs.instrument)
+        book = np.flatnonzero(fill & found)
+        if book.size == 0:
+            return 0
+        signed = execs.side[book] * execs.fill_qty[book]
+        np.add.at(self._position, entry[book], signed)
+        np.add.at(self._cash, rows[book], -(signed * execs.fill_price[book] + execs.fee[book]))
+        self._loss.moved(rows[book], signed, execs.instrument[book].astype(np.intp))
+        self._late.update(bytes(c) for c in coid[book])
+        return int(book.size)
 
     def _known_rows(
         self, client_ids: npt.NDArray[np.int64]
@@ -576,7 +611,9 @@ class Allocator:
             sid = int(sid_sorted[lo])
             orders = self._open.get(sid)
             if orders is None:
-                self.counters["executions_unmatched"] += int(hi - lo)
+                booked = self._book_late_fills(execs.take(order[lo:hi]))
+                self.counters["late_fills_booked"] += booked
+                self.counters["executions_unmatched"] += int(hi - lo) - booked
                 continue
             self._settle(orders, execs.take(order[lo:hi]))
             if orders.open_count == 0:

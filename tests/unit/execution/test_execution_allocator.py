@@ -300,3 +300,22 @@ def test_an_allocator_rebuilt_from_recorded_fills_matches_the_one_that_traded() 
     a, b = live.on_signals(nxt, T0 + 1), rebuilt.on_signals(nxt, T0 + 1)
     assert a.qty.tolist() == pytest.approx(b.qty.tolist())
     assert a.side.tolist() == b.side.tolist()
+
+
+def test_fills_of_orders_it_did_not_create_are_booked_once_after_a_restart() -> None:
+    live = one_stock_allocator()
+    first = live.on_signals(signals([1], [1.0], [100.0], 1), T0)
+    second = live.on_signals(signals([1], [0.5], [104.0], 2), T0 + 1)
+    assert len(first) == len(second) == 1
+    recorded = outcomes(first, OrderState.FILLED, first.qty.copy(), 101.0, fee=0.5)
+    late = outcomes(second, OrderState.FILLED, second.qty.copy(), 103.0, fee=0.25)
+    live.apply_executions(ExecutionBatch.concat([recorded, late]))
+    # Restarted while `second` was unanswered in the store: only `first` is restored; the
+    # fill of `second` arrives afterwards (settled with the venue), then again (a replay).
+    rebuilt = one_stock_allocator()
+    rebuilt.restore_fills(recorded)
+    rebuilt.apply_executions(late)
+    rebuilt.apply_executions(ExecutionBatch.concat([late, recorded]))
+    assert rebuilt.counters["late_fills_booked"] == 1
+    assert rebuilt.expected_positions(1) == pytest.approx(live.expected_positions(1))
+    assert rebuilt.expected_cash() == pytest.approx(live.expected_cash())

@@ -15,6 +15,7 @@ from tickwise.model.signals import SignalBatch
 from tickwise.model.ticks import TickBatch, TickKind
 from tickwise.strategy import get_strategy
 from tickwise.strategy.calibration import random_walk_ticks
+from tickwise.strategy.checkpoint import snapshot_from_bytes, snapshot_to_bytes
 from tickwise.strategy.kernels import WEIGHT
 from tickwise.strategy.shard import StrategyShard
 
@@ -240,6 +241,23 @@ def test_restore_from_a_snapshot_continues_exactly_where_the_shard_left_off() ->
     assert_same_signals(restarted.on_batch(second, NOW), expected)
     assert restarted.counters() == live.counters()
     np.testing.assert_array_equal(restarted.target_weights(), live.target_weights())
+
+
+def test_a_checkpoint_through_bytes_resumes_exactly_and_junk_is_refused() -> None:
+    tape = merged_tape(600, (3, 7, 9), seed=15)
+    half = len(tape) // 2
+    first, second = tape.take(np.arange(half)), tape.take(np.arange(half, len(tape)))
+    live = make_shard()
+    live.on_batch(first, NOW)
+    payload = snapshot_to_bytes(live.snapshot())
+    expected = live.on_batch(second, NOW)
+    restarted = make_shard()  # a fresh shard of the same layout, as Ray restarts one
+    restarted.restore(snapshot_from_bytes(payload))
+    assert_same_signals(restarted.on_batch(second, NOW), expected)
+    np.testing.assert_array_equal(restarted.target_weights(), live.target_weights())
+    for junk in (b"", b"not a checkpoint", payload[: len(payload) // 2]):
+        with pytest.raises(ValueError, match="not a strategy checkpoint"):
+            snapshot_from_bytes(junk)
 
 
 def test_snapshot_is_a_copy_and_restore_rejects_another_layout() -> None:
