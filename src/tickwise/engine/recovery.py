@@ -23,10 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from tickwise.model.ids import ClientOrderId
-from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason
+from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState
 from tickwise.venues.base import OrderStatus, VenueClient, VenueError
 
 # Venue look-ups in flight at once per router: enough to settle thousands of orders in seconds
@@ -56,36 +55,6 @@ class Resolution:
         return dict(zip(OUTCOMES, sizes, strict=True))
 
 
-def execution_rows(
-    orders: OrderBatch,
-    state: npt.ArrayLike,
-    reason: npt.ArrayLike,
-    fill_qty: npt.ArrayLike,
-    fill_price: npt.ArrayLike,
-    fee: npt.ArrayLike,
-    now_ns: int,
-) -> ExecutionBatch:
-    """Execution rows for `orders` (one each) with the given outcome columns, answered now."""
-    n = len(orders)
-    return ExecutionBatch(
-        client_order_id=orders.client_order_id.copy(),
-        signal_id=orders.signal_id.copy(),
-        client=orders.client.copy(),
-        venue=orders.venue.copy(),
-        instrument=orders.instrument.copy(),
-        side=orders.side.copy(),
-        state=np.broadcast_to(np.asarray(state, np.int8), n).copy(),
-        reason=np.broadcast_to(np.asarray(reason, np.int8), n).copy(),
-        fill_qty=np.broadcast_to(np.asarray(fill_qty, np.float64), n).copy(),
-        fill_price=np.broadcast_to(np.asarray(fill_price, np.float64), n).copy(),
-        fee=np.broadcast_to(np.asarray(fee, np.float64), n).copy(),
-        ts_event=orders.ts_event.copy(),
-        ts_recv=orders.ts_recv.copy(),
-        ts_sent=orders.ts_sent.copy(),
-        ts_ack=np.full(n, now_ns, np.int64),
-    )
-
-
 def adopt(orders: OrderBatch, statuses: Sequence[OrderStatus], now_ns: int) -> ExecutionBatch:
     """Execution rows from the venue's statuses of `orders` (same order, one each).
 
@@ -95,20 +64,20 @@ def adopt(orders: OrderBatch, statuses: Sequence[OrderStatus], now_ns: int) -> E
     """
     state = np.array([s.state if s.state.terminal else OrderState.ACKED for s in statuses], np.int8)
     filled = state == OrderState.FILLED
-    return execution_rows(
+    return ExecutionBatch.answering(
         orders,
         state,
-        [int(s.reason) for s in statuses],
-        np.where(filled, [s.filled_qty for s in statuses], 0.0),
-        np.where(filled, [s.avg_fill_price for s in statuses], 0.0),
-        np.where(filled, [s.fee for s in statuses], 0.0),
-        now_ns,
+        reason=[int(s.reason) for s in statuses],
+        fill_qty=np.where(filled, [s.filled_qty for s in statuses], 0.0),
+        fill_price=np.where(filled, [s.avg_fill_price for s in statuses], 0.0),
+        fee=np.where(filled, [s.fee for s in statuses], 0.0),
+        ts_ack=now_ns,
     )
 
 
 def expire(orders: OrderBatch, now_ns: int) -> ExecutionBatch:
     """EXPIRED rows for orders that were never sent and will not be (stale signal)."""
-    return execution_rows(orders, OrderState.EXPIRED, RejectReason.NONE, 0.0, 0.0, 0.0, now_ns)
+    return ExecutionBatch.answering(orders, OrderState.EXPIRED, ts_ack=now_ns)
 
 
 async def resolve_orders(

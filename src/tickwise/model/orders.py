@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -250,6 +251,43 @@ class ExecutionBatch:
             ts_recv=np.empty(0, np.int64),
             ts_sent=np.empty(0, np.int64),
             ts_ack=np.empty(0, np.int64),
+        )
+
+    @classmethod
+    def answering(
+        cls,
+        orders: OrderBatch,
+        state: npt.ArrayLike,
+        *,
+        reason: npt.ArrayLike = 0,
+        fill_qty: npt.ArrayLike = 0.0,
+        fill_price: npt.ArrayLike = 0.0,
+        fee: npt.ArrayLike = 0.0,
+        ts_sent: npt.ArrayLike | None = None,
+        ts_ack: npt.ArrayLike = 0,
+    ) -> ExecutionBatch:
+        """One answer per order of `orders`, each column given for all (a scalar) or per row."""
+        n = len(orders)
+
+        def column(value: npt.ArrayLike, dtype: type[np.generic]) -> npt.NDArray[Any]:
+            return np.broadcast_to(np.asarray(value, dtype), n).copy()
+
+        return cls(
+            client_order_id=orders.client_order_id.copy(),
+            signal_id=orders.signal_id.copy(),
+            client=orders.client.copy(),
+            venue=orders.venue.copy(),
+            instrument=orders.instrument.copy(),
+            side=orders.side.copy(),
+            state=column(state, np.int8),
+            reason=column(reason, np.int8),
+            fill_qty=column(fill_qty, np.float64),
+            fill_price=column(fill_price, np.float64),
+            fee=column(fee, np.float64),
+            ts_event=orders.ts_event.copy(),
+            ts_recv=orders.ts_recv.copy(),
+            ts_sent=orders.ts_sent.copy() if ts_sent is None else column(ts_sent, np.int64),
+            ts_ack=column(ts_ack, np.int64),
         )
 
     def __len__(self) -> int:

@@ -12,7 +12,7 @@ from tickwise.execution.allocator import Allocator, AllocatorConfig
 from tickwise.model.clients import ClientBook, Portfolio
 from tickwise.model.ids import PortfolioId, signal_ids
 from tickwise.model.instruments import AssetClass, Instrument, InstrumentRegistry, Venue
-from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason
+from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState
 from tickwise.model.signals import SignalBatch
 
 
@@ -101,22 +101,12 @@ def outcomes(
     fill_price: float | None = None,
     fee: float = 0.0,
 ) -> ExecutionBatch:
-    n = len(orders)
-    qty = np.zeros(n) if fill_qty is None else fill_qty
-    return ExecutionBatch(
-        client_order_id=orders.client_order_id.copy(),
-        signal_id=orders.signal_id.copy(),
-        client=orders.client.copy(),
-        venue=orders.venue.copy(),
-        instrument=orders.instrument.copy(),
-        side=orders.side.copy(),
-        state=np.full(n, state, np.int8),
-        reason=np.full(n, RejectReason.NONE, np.int8),
-        fill_qty=qty,
-        fill_price=orders.price.copy() if fill_price is None else np.full(n, fill_price),
-        fee=np.full(n, fee),
-        ts_event=orders.ts_event.copy(),
-        ts_recv=orders.ts_recv.copy(),
+    return ExecutionBatch.answering(
+        orders,
+        state,
+        fill_qty=0.0 if fill_qty is None else fill_qty,
+        fill_price=orders.price.copy() if fill_price is None else fill_price,
+        fee=fee,
         ts_sent=orders.ts_alloc + 1,
         ts_ack=orders.ts_alloc + 2,
     )

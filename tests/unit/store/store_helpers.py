@@ -129,21 +129,13 @@ def make_execs(
     reason: RejectReason = RejectReason.NONE,
 ) -> ExecutionBatch:
     """The same outcome for every order of `orders`."""
-    n = len(orders)
-    return ExecutionBatch(
-        client_order_id=orders.client_order_id.copy(),
-        signal_id=orders.signal_id.copy(),
-        client=orders.client.copy(),
-        venue=orders.venue.copy(),
-        instrument=orders.instrument.copy(),
-        side=orders.side.copy(),
-        state=np.full(n, state, np.int8),
-        reason=np.full(n, reason, np.int8),
-        fill_qty=np.full(n, fill_qty),
-        fill_price=np.full(n, fill_price),
-        fee=np.full(n, 0.01 if fill_qty else 0.0),
-        ts_event=orders.ts_event.copy(),
-        ts_recv=orders.ts_recv.copy(),
+    return ExecutionBatch.answering(
+        orders,
+        state,
+        reason=reason,
+        fill_qty=fill_qty,
+        fill_price=fill_price,
+        fee=0.01 if fill_qty else 0.0,
         ts_sent=orders.ts_alloc + 10,
         ts_ack=orders.ts_alloc + 20,
     )
