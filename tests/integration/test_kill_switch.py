@@ -67,3 +67,46 @@ def test_a_global_halt_stops_new_orders_until_resumed(local_ray: None, tmp_path:
     assert _orders_signalled(path, run_id, marks["resuming"], time.time_ns()) > 0
     assert summary["orders"]["not_sent_by_allocator"]["halted"] > 0
     assert summary["reconciliation"]["position_mismatches"] == 0
+
+
+def test_a_halt_that_cancels_open_orders_cancels_them_at_the_venues(
+    local_ray: None, tmp_path: Path
+) -> None:
+    # Venues that answer after 3 s hold every order of the last 3 s open: a global halt with
+    # cancel_open cancels them there, and the ledger still equals the venues afterwards.
+    path = tmp_path / "tw.sqlite"
+    config = load(tier="tiny")
+    slow = {f"{v}_delay_ms": 3_000.0 for v in ("alpaca", "binance", "etrade")}
+    config = replace(
+        config,
+        run=replace(config.run, duration_s=10.0, live_panel=False),
+        venues=replace(config.venues, **slow),
+        tuning=replace(config.tuning, enabled=False),
+        store=replace(config.store, url=f"sqlite:///{path}"),
+    )
+
+    def operate() -> None:
+        store = open_store(config.store.url)
+        try:
+            time.sleep(6.0)
+            halt(store, "global", "venue outage drill", cancel_open=True, actor="test")
+        finally:
+            store.close()
+
+    engine = Engine(config)
+    try:
+        engine.start()
+        operator = threading.Thread(target=operate)
+        operator.start()
+        summary = engine.run()
+        operator.join()
+    finally:
+        engine.shutdown()
+    store = open_store(config.store.url)
+    try:
+        by_state = store.order_stats(summary["run_id"])["by_state"]
+    finally:
+        store.close()
+    assert by_state.get("canceled", 0) > 0, by_state
+    assert by_state.get("filled", 0) > 0, by_state  # what was done before the halt stays done
+    assert summary["reconciliation"]["position_mismatches"] == 0

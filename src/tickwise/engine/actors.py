@@ -26,8 +26,9 @@ import ray
 from ray.actor import ActorHandle
 
 from tickwise.data.corruption import corrupt
-from tickwise.engine.halts import HaltWatch
+from tickwise.engine.halts import HaltWatch, PortfolioMembers
 from tickwise.engine.recovery import OUTCOMES, expire, resolve_orders
+from tickwise.model.ids import ClientOrderId
 from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason
 from tickwise.model.signals import SignalBatch
 from tickwise.model.ticks import TickBatch
@@ -37,6 +38,7 @@ from tickwise.telemetry import StageTimer
 Stats = dict[str, Any]
 _RETUNE_WRITE_EVERY_S = 10.0
 LIVE_NICE = 0  # the live path's OS priority (Ray starts workers at 15)
+_HALT_CHECK_S = 0.25  # how often a router looks for a halt that cancels open orders
 _RECORD_SEND_ROWS = 100_000  # the feed sends its recording sooner than once a second past this
 
 
@@ -634,10 +636,17 @@ class VenueRouterActor:
         lane_unanswered: Callable[[], OrderBatch] | None = None,
         resend_within_s: float = 5.0,
         make_throttle: Callable[[], Any] = lambda: None,
+        make_store: Callable[[], Any] | None = None,
+        portfolios: PortfolioMembers | None = None,
     ) -> None:
         _set_priority(LIVE_NICE)
         self._venue = make_venue()
         self._throttle = make_throttle()  # the desk's order-rate cap at this venue, if any
+        # The kill switch's `cancel_open`: the router follows the halts and cancels its orders
+        # still working at the venue that a new halt covers.
+        self._halts = HaltWatch(make_store()) if make_store is not None else None
+        self._halts_checked = 0.0
+        self._portfolios: PortfolioMembers = portfolios or {}
         # Restarted by Ray after a crash: the orders of this lane that the journal holds without
         # an answer are settled with the venue before anything else (see engine.recovery).
         self._lane_unanswered = lane_unanswered
@@ -658,6 +667,8 @@ class VenueRouterActor:
             "venue_errors": 0,
             "duplicate_answers_dropped": 0,
             "orders_throttled": 0,
+            "canceled_on_halt": 0,
+            "cancel_errors": 0,
             "restarts_recovered": 0,
             "recovered_adopted": 0,
             "recovered_resent": 0,
@@ -737,7 +748,29 @@ class VenueRouterActor:
                 self.poll_once()
             except Exception:
                 self._counters["venue_errors"] += 1
+            if time.monotonic() - self._halts_checked >= _HALT_CHECK_S:
+                self._halts_checked = time.monotonic()
+                await self._cancel_on_halt()
             await asyncio.sleep(self._poll_s)
+
+    async def _cancel_on_halt(self) -> None:
+        """When the halts moved and one asks for it, cancel the working orders they cover
+        (a cancel the venue refuses — the order just filled — is counted, not retried)."""
+        halts = self._halts.poll() if self._halts is not None else None
+        if halts is None or not halts.cancel_open:
+            return
+        working = getattr(self._venue, "working", None)
+        if working is None:
+            return
+        for coid, client, instrument in working():
+            if not halts.covers(client, instrument, self._portfolios):
+                continue
+            try:
+                await self._venue.cancel(ClientOrderId(coid))
+            except Exception:
+                self._counters["cancel_errors"] += 1
+            else:
+                self._counters["canceled_on_halt"] += 1
 
     def poll_once(self) -> int:
         execs: ExecutionBatch = self._venue.poll(time.time_ns())

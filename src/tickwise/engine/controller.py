@@ -153,6 +153,7 @@ class Engine:
                     resend_within_s=cfg.engine.resend_within_s,
                 )
             )
+        members = pin(world.portfolio_members())
         for venue, lanes in router_specs.items():
             routers[venue] = [
                 VenueRouterActor.options(  # type: ignore[attr-defined]
@@ -165,6 +166,8 @@ class Engine:
                     lane_unanswered=pin(world.lane_unanswered(venue, lane)),
                     resend_within_s=cfg.engine.resend_within_s,
                     make_throttle=pin(world.throttle_factory(venue)),
+                    make_store=pin(world.make_store),
+                    portfolios=members,
                 )
                 for lane, make_venue in enumerate(lanes)
             ]

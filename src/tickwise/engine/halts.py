@@ -14,7 +14,7 @@ the venue's is halted (scope "client:<id>") until an operator resolves it and re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tickwise.store.base import Halt, Store, parse_halt_scope
@@ -52,6 +52,22 @@ class HaltSet:
     @property
     def any(self) -> bool:
         return self.global_halt or bool(self.portfolios) or bool(self.clients)
+
+    def covers(self, client: int, instrument: int, portfolios: PortfolioMembers) -> bool:
+        """Whether an order of `client` in `instrument` falls under these halts: globally, by
+        its client, or by a halted portfolio that holds the instrument and that the client
+        follows (`portfolios`: id -> (instruments, subscribed clients))."""
+        if self.global_halt or client in self.clients:
+            return True
+        for portfolio in self.portfolios:
+            instruments, clients = portfolios.get(portfolio, (frozenset(), frozenset()))
+            if instrument in instruments and client in clients:
+                return True
+        return False
+
+
+# Portfolio id -> (its instruments, the clients subscribed to it).
+PortfolioMembers = Mapping[int, tuple[frozenset[int], frozenset[int]]]
 
 
 class HaltWatch:

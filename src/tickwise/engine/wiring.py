@@ -213,6 +213,19 @@ class World:
             return _no_throttle
         return partial(VenueThrottle, rate / lanes, max(1.0, r.order_burst(venue) / lanes))
 
+    def portfolio_members(self) -> dict[int, tuple[frozenset[int], frozenset[int]]]:
+        """Portfolio id -> (its instruments, the clients subscribed to it): the scope of a
+        per-portfolio halt, for the routers that cancel open orders on one."""
+        return {
+            int(p.portfolio_id): (
+                frozenset(int(i) for i in p.instruments),
+                frozenset(
+                    int(c) for c in self.book.sub_client[self.book.sub_portfolio == p.portfolio_id]
+                ),
+            )
+            for p in self.portfolios
+        }
+
     def router_name(self, venue: Venue, lane: int) -> str:
         """A router's Ray actor name: allocators find routers by name (even after a restart)."""
         return f"tickwise-{self.run_id}-router-{venue.label}-{lane}"

@@ -146,7 +146,8 @@ class VenueClient(Protocol):
       never saw it (the order is then safe to send). Read-only; asks the venue (network).
     - `open_orders`, `positions`, `balances` are read-only snapshots of the venue's own books
       (asked over the network by a real adapter), which reconciliation compares with the
-      ledger. `pending` counts orders sent but not yet answered by `poll`.
+      ledger. `pending` counts orders sent but not yet answered by `poll`; `working` lists them
+      as (client order id, client, instrument), for a kill switch that cancels open orders.
     """
 
     venue: Venue
@@ -164,5 +165,7 @@ class VenueClient(Protocol):
     async def positions(self) -> PositionBook: ...
 
     async def balances(self) -> Balances: ...
+
+    def working(self) -> list[tuple[str, int, int]]: ...
 
     def pending(self) -> int: ...

@@ -98,3 +98,14 @@ def test_the_command_line_refuses_a_missing_store_and_a_missing_reason(
     assert err.count("\n") == 1 and "no such file" in err
     with pytest.raises(SystemExit):
         main(["halt", "--store", missing])  # --reason is required
+
+
+def test_a_halt_covers_its_scope_only() -> None:
+    members = {4: (frozenset({10, 11}), frozenset({1, 2}))}
+    portfolio = HaltSet(portfolios=frozenset({4}))
+    assert portfolio.covers(1, 10, members)
+    assert not portfolio.covers(1, 12, members)  # an instrument the portfolio does not hold
+    assert not portfolio.covers(3, 10, members)  # a client that does not follow it
+    assert HaltSet(clients=frozenset({3})).covers(3, 99, members)
+    assert HaltSet(global_halt=True).covers(8, 0, {})
+    assert not HaltSet().covers(1, 10, members)

@@ -141,3 +141,15 @@ def test_a_rejected_order_is_adopted_with_the_venues_reason(venue: SimVenue) -> 
 def test_nothing_to_settle_asks_nothing(venue: SimVenue) -> None:
     res = asyncio.run(resolve_orders(venue, OrderBatch.empty(), fresh_after_ns=T0, now_ns=T0))
     assert res.counts() == dict.fromkeys(OUTCOMES, 0)
+
+
+def test_working_lists_the_orders_in_flight_until_they_are_answered(venue: SimVenue) -> None:
+    sent = _orders([60, 61], [1, 2], T0)
+    asyncio.run(venue.submit(sent))
+    ids = [bytes(c).decode() for c in sent.client_order_id]
+    assert sorted(venue.working()) == sorted([(ids[0], 1, 0), (ids[1], 2, 0)])
+    asyncio.run(venue.cancel(ClientOrderId(ids[0])))
+    assert venue.working() == [(ids[1], 2, 0)]
+    answered = venue.poll(T0 + S)
+    assert sorted(answered.state.tolist()) == sorted([OrderState.CANCELED, OrderState.FILLED])
+    assert venue.working() == []

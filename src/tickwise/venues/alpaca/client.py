@@ -313,6 +313,11 @@ class AlpacaVenue:
         was learned)."""
         return self._orders.take()
 
+    def working(self) -> list[tuple[str, int, int]]:
+        """(client order id, client, instrument) of every order sent here without an outcome
+        yet: what a kill switch with `cancel_open` asks the venue to cancel."""
+        return [(o.coid, o.client, o.instrument) for o in self._orders.live.values()]
+
     def pending(self) -> int:
         return self._orders.pending()
 

@@ -310,6 +310,11 @@ class BinanceVenue:
             ts_ack=np.array([o.ts_ack for o in due], np.int64),
         )
 
+    def working(self) -> list[tuple[str, int, int]]:
+        """(client order id, client, instrument) of every order sent here without an outcome
+        yet: what a kill switch with `cancel_open` asks the venue to cancel."""
+        return [(o.coid, o.client, o.instrument) for o in self._flow.live.values()]
+
     def pending(self) -> int:
         return len(self._flow.live) + len(self._flow.outcomes)
 

@@ -216,6 +216,15 @@ class EtradeVenue:
         self._pending -= len(done)
         return execution_batch(done)
 
+    def working(self) -> list[tuple[str, int, int]]:
+        """(client order id, client, instrument) of every order sent here without an outcome
+        yet: what a kill switch with `cancel_open` asks the venue to cancel."""
+        return [
+            (o.coid, o.client, o.instrument)
+            for o in self._orders.values()
+            if o.stage is not Stage.DONE
+        ]
+
     def pending(self) -> int:
         return self._pending
 

@@ -192,6 +192,21 @@ class SimVenue:
     async def balances(self) -> Balances:
         return Balances(client=self._client.copy(), cash=self._cash.copy())
 
+    def working(self) -> list[tuple[str, int, int]]:
+        """(client order id, client, instrument) of every order sent here without an outcome
+        yet: what a kill switch with `cancel_open` asks the venue to cancel."""
+        pending = self._pending
+        rows = pending.working_rows(~pending.canceled)
+        orders = pending.orders
+        return [
+            (
+                bytes(orders.client_order_id[r]).decode("ascii"),
+                int(orders.client[r]),
+                int(orders.instrument[r]),
+            )
+            for r in rows
+        ]
+
     def pending(self) -> int:
         return len(self._pending.orders)
 
