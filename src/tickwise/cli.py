@@ -133,12 +133,7 @@ def cmd_run(config: Config, console: Console) -> int:
     if config.run.summary_json:
         write_summary(summary, config.run.summary_json)
         console.print(f"summary written to {config.run.summary_json}", highlight=False)
-    ok = (
-        summary["orders"]["sent"] == summary["orders"]["journaled"]
-        and summary["orders"]["duplicate_client_order_ids"] == 0
-        and summary["reconciliation"]["position_mismatches"] == 0
-        and summary["ticks"]["unaccounted"] == 0
-    )
+    ok = bool(summary["invariants"]["ok"])
     if not ok:
         console.print("[red]run invariants violated: see the summary[/red]")
     return 0 if ok else 2

@@ -33,6 +33,7 @@ def assert_invariants(summary: dict[str, Any], store_url: str) -> dict[str, Any]
     assert not left, f"orders journaled without an answer: {left}\n{dump}"
     assert stats["duplicate_client_order_ids"] == 0, stats
     assert stats["executions_without_order"] == 0, stats
+    assert summary["invariants"]["ok"], summary["invariants"]
     recon = summary["reconciliation"]
     assert recon["clients_checked"] == summary["clients"], dump
     assert recon["position_mismatches"] == 0, dump

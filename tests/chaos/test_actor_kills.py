@@ -26,6 +26,7 @@ KILL_AT_S = 5.0
 
 
 VICTIMS = {
+    "feed": lambda a: a.feed,
     "strategy_shard": lambda a: a.shards[0],
     "allocator": lambda a: a.allocators[0],
     "venue_router": lambda a: a.routers[Venue.ALPACA][0],

@@ -47,6 +47,13 @@ def _assert_invariants(summary: dict[str, Any]) -> None:
     assert orders["duplicate_client_order_ids"] == 0, dump
     assert recon["clients_checked"] == summary["clients"], dump
     assert recon["position_mismatches"] == 0, dump
+    assert summary["invariants"] == {
+        "unsettled_orders": 0,
+        "duplicate_client_order_ids": 0,
+        "position_mismatches": 0,
+        "ticks_unaccounted": 0,
+        "ok": True,
+    }, dump
     for stage in ("signal", "sent", "ack"):
         assert summary["latency_ms"][stage]["count"] > 0, dump
 

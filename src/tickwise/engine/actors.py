@@ -83,6 +83,7 @@ class FeedActor:
         self._pending: list[list[ray.ObjectRef]] = [[] for _ in self._shards]
         self._counters = {"ticks_received": 0, "ticks_forwarded": 0, "batches": 0, "stalls": 0}
         self._timer = StageTimer(["feed"])
+        self._reconstructed = _reconstructed()
         self._validator_baseline: dict[str, int] = {}
         # Recording: validated ticks are gathered here and sent to the recorder about once a
         # second (one remote call instead of one per batch), fire-and-forget.
@@ -126,21 +127,28 @@ class FeedActor:
             )
             played += len(good)
 
-    async def run(self, duration_s: float, burst: tuple[float, float, float] | None) -> Stats:
-        """Stream until `duration_s` has passed or `stop()`; returns the final stats."""
+    async def run(
+        self,
+        duration_s: float,
+        burst: tuple[float, float, float] | None,
+        started_at: float | None = None,
+    ) -> Stats:
+        """Stream until `duration_s` has passed since `started_at` (wall clock, default now)
+        or `stop()`; returns the final stats. A call Ray retries after a restart keeps the
+        run's end, since `started_at` is the first call's."""
         self._running = True
+        wall_start = time.time() if started_at is None else started_at
         # Ticks generated between warm-up and now are history too: a live tick must be fresh.
         base = dict(self._validator.counts)
         await self._play_history()
         caught_up = {k: v - base.get(k, 0) for k, v in self._validator.counts.items()}
         for key, extra in caught_up.items():
             self._validator_baseline[key] = self._validator_baseline.get(key, 0) + extra
-        start = time.monotonic()
-        next_tick = start
+        next_tick = time.monotonic()
         burst_started = False
         try:
-            while not self._stop and time.monotonic() - start < duration_s:
-                if burst and not burst_started and time.monotonic() - start >= burst[0]:
+            while not self._stop and time.time() - wall_start < duration_s:
+                if burst and not burst_started and time.time() - wall_start >= burst[0]:
                     self._source.burst(burst[1], burst[2])
                     burst_started = True
                 await self._step()
@@ -231,6 +239,7 @@ class FeedActor:
             "counters": {**self._counters, **recording, **rejected},
             "timer": self._timer,
             "running": self._running,
+            "restarted": self._reconstructed,
         }
 
 

@@ -207,11 +207,11 @@ class Engine:
                 cfg.tuning.threads,
                 cfg.tuning.nice,
             )
-        feed = FeedActor.remote(  # type: ignore[attr-defined]
-            world.make_source,
-            world.make_validator,
+        feed = FeedActor.options(**RESTARTABLE).remote(  # type: ignore[attr-defined]
+            pin(world.make_source),
+            pin(world.make_validator),
             shards,
-            world.shard_of_instrument,
+            pin(world.shard_of_instrument),
             len(world.registry),
             cfg.market.batch_interval_ms,
             cfg.market.malformed_fraction,
@@ -319,7 +319,7 @@ class Engine:
             )
         previous = _install_sigint(self.request_stop)
         started = time.monotonic()
-        done_ref: Any = actors.feed.run.remote(cfg.run.duration_s, burst)
+        done_ref: Any = actors.feed.run.remote(cfg.run.duration_s, burst, time.time())
         tuning_ref: Any = actors.tuner.run.remote() if actors.tuner is not None else None
         try:
             while True:
@@ -474,6 +474,7 @@ class Engine:
                 int(s["counters"].get("resumed_from_checkpoint", 0)) for s in snap["shards"]
             ),
         }
+        summary["invariants"] = self._invariants(summary, _restarted(snap))
         summary["tick_store"] = self._recording_summary(snap["feed"])
         summary["venues"] = wiring.venue_summary(self.config, snap["routers"], snap["servers"])
         tuner = snap.get("tuner")
@@ -481,6 +482,23 @@ class Engine:
             {**tuner["tuning"], **tuner["counters"]} if tuner is not None else {"enabled": False}
         )
         return summary
+
+    def _invariants(self, summary: dict[str, Any], restarted: bool) -> dict[str, Any]:
+        """What a run must prove, from the store where counters cannot (an actor's counters
+        begin again when it restarts): every journaled order has a final answer or was expired
+        unsent, no client order id twice, the ledger equals the venues, and — while no actor
+        restarted — every tick received was processed or rejected."""
+        assert self.world is not None
+        unsettled = len(self.world.store.unsettled_orders(self.run_id))
+        ticks = None if restarted else int(summary["ticks"]["unaccounted"])
+        checks = {
+            "unsettled_orders": unsettled,
+            "duplicate_client_order_ids": int(summary["orders"]["duplicate_client_order_ids"]),
+            "position_mismatches": int(summary["reconciliation"]["position_mismatches"]),
+            "ticks_unaccounted": ticks,  # None: a restart began the counters again
+        }
+        ok = all(value in (0, None) for value in checks.values())
+        return {**checks, "ok": ok}
 
     def _recording_summary(self, feed: dict[str, Any]) -> dict[str, Any]:
         if self.actors is None or self.actors.recorder is None:
@@ -545,7 +563,7 @@ def _progress(snap: dict[str, Any]) -> tuple[int, ...]:
 
 def _live_stats(snap: dict[str, Any]) -> list[dict[str, Any]]:
     """The stats of every restartable live actor in a snapshot."""
-    return [*snap["shards"], *snap["allocators"], *snap["routers"], snap["ledger"]]
+    return [snap["feed"], *snap["shards"], *snap["allocators"], *snap["routers"], snap["ledger"]]
 
 
 def _restarted(snap: dict[str, Any]) -> bool:
