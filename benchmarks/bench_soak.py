@@ -65,7 +65,8 @@ def _config(tier: str, minutes: float, store_url: str, venues: str, faults: str)
 
 
 class Killer(threading.Thread):
-    """Kills one live actor at random every `every_s` seconds (±50 %) until stopped."""
+    """Kills one live actor at random every `every_s` seconds (±50 %) while the market is open
+    (the run's duration from when it starts)."""
 
     def __init__(self, engine: Engine, every_s: float, seed: int, victims: tuple[str, ...]) -> None:
         super().__init__(daemon=True)
@@ -77,9 +78,11 @@ class Killer(threading.Thread):
         self.kills: dict[str, int] = dict.fromkeys(victims, 0)
 
     def run(self) -> None:
+        # Kills while the market is open; the drain that follows must be allowed to finish.
+        close = time.monotonic() + self.engine.config.run.duration_s
         while not self.stop.wait(self.every_s * self.rng.uniform(0.5, 1.5)):
             actors = self.engine.actors
-            if actors is None:
+            if actors is None or time.monotonic() >= close:
                 return
             victim = self.rng.choice(self.victims)
             if victim == "strategy_shard":
