@@ -494,6 +494,7 @@ class StrategyShardActor:
     def warm(self, batch: TickBatch) -> int:
         """Process history ticks: states warm up, signals are discarded."""
         self._shard.on_batch(batch, time.time_ns())
+        self._checkpoint()
         return len(batch)
 
     def set_params(self, instrument: int, params: npt.NDArray[np.float64]) -> None:
