@@ -153,3 +153,18 @@ def test_working_lists_the_orders_in_flight_until_they_are_answered(venue: SimVe
     answered = venue.poll(T0 + S)
     assert sorted(answered.state.tolist()) == sorted([OrderState.CANCELED, OrderState.FILLED])
     assert venue.working() == []
+
+
+def test_look_ups_follow_the_history_as_it_grows(venue: SimVenue) -> None:
+    first, second = _orders([70], [1], T0), _orders([71], [2], T0 + S)
+    asyncio.run(venue.submit(first))
+    venue.poll(T0 + S)
+    found = asyncio.run(venue.query(ClientOrderId(bytes(first.client_order_id[0]).decode())))
+    assert found is not None and found.state == OrderState.FILLED
+    assert (
+        asyncio.run(venue.query(ClientOrderId(bytes(second.client_order_id[0]).decode()))) is None
+    )
+    asyncio.run(venue.submit(second))
+    venue.poll(T0 + 2 * S)  # answered after the index was first built
+    later = asyncio.run(venue.query(ClientOrderId(bytes(second.client_order_id[0]).decode())))
+    assert later is not None and later.state == OrderState.FILLED and later.client == 2

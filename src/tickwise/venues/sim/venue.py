@@ -17,6 +17,7 @@ import numpy.typing as npt
 from tickwise.model.ids import ClientOrderId
 from tickwise.model.instruments import AssetClass, InstrumentRegistry, Venue
 from tickwise.model.orders import (
+    COID_DTYPE,
     ExecutionBatch,
     OrderBatch,
     OrderState,
@@ -79,6 +80,10 @@ class SimVenue:
         self._seq = 0
         self._pending = _PendingOrders()
         self._history: list[tuple[ExecutionBatch, npt.NDArray[np.float64]]] = []
+        self._index_ids = np.empty(0, dtype=COID_DTYPE)  # see `_index_history`
+        self._index_batch = np.empty(0, dtype=np.int32)
+        self._index_row = np.empty(0, dtype=np.int32)
+        self._indexed = 0
         self.reject_counts: Counter[RejectReason] = Counter()
 
     # -- VenueClient -----------------------------------------------------------------------
@@ -270,14 +275,37 @@ class SimVenue:
 
     def _find_in_history(self, target: bytes) -> OrderStatus | None:
         """The newest answered order with this id, preferring one that was not a duplicate."""
+        self._index_history()
+        lo = int(np.searchsorted(self._index_ids, target, side="left"))
+        hi = int(np.searchsorted(self._index_ids, target, side="right"))
         fallback: OrderStatus | None = None
-        for execs, qty in reversed(self._history):
-            for row in np.flatnonzero(execs.client_order_id == target)[::-1]:
-                status = self._answered_status(execs, qty, int(row))
-                if status.reason is not RejectReason.DUPLICATE_CLIENT_ORDER_ID:
-                    return status
-                fallback = fallback or status
+        # Entries of one id are in answer order (a stable sort of the history): newest last.
+        for k in range(hi - 1, lo - 1, -1):
+            execs, qty = self._history[int(self._index_batch[k])]
+            status = self._answered_status(execs, qty, int(self._index_row[k]))
+            if status.reason is not RejectReason.DUPLICATE_CLIENT_ORDER_ID:
+                return status
+            fallback = fallback or status
         return fallback
+
+    def _index_history(self) -> None:
+        """Bring the id index of the answered orders up to date: look-ups (reconciliation after
+        a failure, thousands at once) are a binary search, not a scan of the whole history. The
+        index grows only when asked, so the live path never pays for it."""
+        if self._indexed == len(self._history):
+            return
+        fresh = self._history[self._indexed :]
+        ids = [execs.client_order_id for execs, _ in fresh]
+        batch = [np.full(len(e), self._indexed + i, np.int32) for i, (e, _) in enumerate(fresh)]
+        rows = [np.arange(len(e), dtype=np.int32) for e, _ in fresh]
+        all_ids = np.concatenate([self._index_ids, *ids])
+        all_batch = np.concatenate([self._index_batch, *batch])
+        all_rows = np.concatenate([self._index_row, *rows])
+        order = np.argsort(all_ids, kind="stable")
+        self._index_ids = all_ids[order]
+        self._index_batch = all_batch[order]
+        self._index_row = all_rows[order]
+        self._indexed = len(self._history)
 
     def _answered_status(
         self, execs: ExecutionBatch, qty: npt.NDArray[np.float64], row: int
