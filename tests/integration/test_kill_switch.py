@@ -6,12 +6,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tickwise.config import load
+from tickwise.config import Config, load
 from tickwise.engine.controller import Engine
 from tickwise.engine.halts import halt, resume
 from tickwise.store import open_store
@@ -26,6 +28,20 @@ def _orders_signalled(path: Path, run_id: str, after_ns: int, before_ns: int) ->
             (run_id, after_ns, before_ns),
         ).fetchone()
     return int(row[0])
+
+
+def _run_while(config: Config, operate: Callable[[], None]) -> dict[str, Any]:
+    """Run the engine while `operate` works the kill switch from another thread."""
+    engine = Engine(config)
+    try:
+        engine.start()
+        operator = threading.Thread(target=operate)
+        operator.start()
+        summary = engine.run()
+        operator.join()
+    finally:
+        engine.shutdown()
+    return summary
 
 
 def test_a_global_halt_stops_new_orders_until_resumed(local_ray: None, tmp_path: Path) -> None:
@@ -51,15 +67,7 @@ def test_a_global_halt_stops_new_orders_until_resumed(local_ray: None, tmp_path:
         finally:
             store.close()
 
-    engine = Engine(config)
-    try:
-        engine.start()
-        operator = threading.Thread(target=operate)
-        operator.start()
-        summary = engine.run()
-        operator.join()
-    finally:
-        engine.shutdown()
+    summary = _run_while(config, operate)
     run_id = summary["run_id"]
     assert _orders_signalled(path, run_id, 0, marks["halted"]) > 0  # orders flowed before
     # No order from a signal sized after the halt was committed, until the resume.
@@ -93,15 +101,7 @@ def test_a_halt_that_cancels_open_orders_cancels_them_at_the_venues(
         finally:
             store.close()
 
-    engine = Engine(config)
-    try:
-        engine.start()
-        operator = threading.Thread(target=operate)
-        operator.start()
-        summary = engine.run()
-        operator.join()
-    finally:
-        engine.shutdown()
+    summary = _run_while(config, operate)
     store = open_store(config.store.url)
     try:
         by_state = store.order_stats(summary["run_id"])["by_state"]
