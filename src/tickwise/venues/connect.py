@@ -128,13 +128,19 @@ def connect_venue(
             rate_limits=rate_limits,
         )
     from tickwise.venues.etrade.client import EtradeVenue
+    from tickwise.venues.etrade.login import follow_authorize_page
 
+    # The simulator approves its own login page, so its accounts log in again after midnight
+    # US Eastern by themselves; a live account's user must log in, its new token be stored, and
+    # the lane restarted.
     return EtradeVenue(
         registry,
         credentials,
         base_url=endpoint.base_url,
         stream_url=endpoint.stream_url,
         rate_limits=rate_limits,
+        authorize_page=f"{endpoint.base_url}/e/t/etws/authorize" if endpoint.simulated else None,
+        authorize=follow_authorize_page if endpoint.simulated else None,
     )
 
 

@@ -358,6 +358,74 @@ def test_expired_token_is_renewed_then_the_call_is_sent_again() -> None:
     run(scenario)
 
 
+def test_token_the_venue_rejects_is_replaced_by_a_login_then_the_call_is_sent_again() -> None:
+    async def scenario() -> None:
+        clock, transport = FakeClock(), RecordedTransport()
+        pages: list[str] = []
+
+        async def authorize(url: str) -> str:
+            pages.append(url)
+            return "VERIF"
+
+        venue = EtradeVenue(
+            small_registry(),
+            credentials(1),
+            base_url="https://api.test",
+            transport_factory=lambda: transport,
+            poll_interval_s=None,
+            clock=clock.time,
+            sleep=clock.sleep,
+            authorize_page="https://login.test/authorize",
+            authorize=lambda _transport: authorize,
+        )
+        transport.answer(
+            oauth_refusal("token_rejected"),
+            HttpResponse(200, {}, b"oauth_token=REQ&oauth_token_secret=REQS"),
+            HttpResponse(200, {}, b"oauth_token=NEW&oauth_token_secret=NEWS"),
+            preview_ok(),
+            place_ok(9),
+        )
+        await venue.start()
+
+        await venue.submit(buy())
+        await venue.wait_sent()
+
+        assert calls(transport) == [
+            "POST preview.json",
+            "GET request_token",
+            "GET access_token",
+            "POST preview.json",
+            "POST place.json",
+        ]
+        assert pages == [
+            "https://login.test/authorize?key=" + credentials(1)[1].key_id + "&token=REQ"
+        ]
+        assert 'oauth_verifier="VERIF"' in transport.requests[2].headers["Authorization"]
+        assert 'oauth_token="NEW"' in transport.requests[3].headers["Authorization"]
+        assert venue.stats["logins"] == 1 and venue.pending() == 1
+        await venue.close()
+
+    run(scenario)
+
+
+def test_token_past_midnight_without_a_way_to_log_in_fails_before_anything_is_sent() -> None:
+    async def scenario() -> None:
+        clock, transport = FakeClock(), RecordedTransport()
+        venue = make_venue(transport, clock)
+        await venue.start()
+        clock.advance(24 * 3600)
+
+        await venue.submit(buy())
+        await venue.wait_sent()
+
+        assert transport.requests == []
+        (refused,) = venue.poll(0).state.tolist()
+        assert refused == OrderState.REJECTED and venue.stats["auth_errors"] == 1
+        await venue.close()
+
+    run(scenario)
+
+
 def test_token_idle_close_to_two_hours_is_renewed_before_the_next_call() -> None:
     async def scenario() -> None:
         clock, transport = FakeClock(), RecordedTransport()

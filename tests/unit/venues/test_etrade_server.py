@@ -18,6 +18,7 @@ from tickwise.model.instruments import Venue
 from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason
 from tickwise.venues.credentials import Credential
 from tickwise.venues.etrade.client import EtradeVenue
+from tickwise.venues.etrade.login import follow_authorize_page
 from tickwise.venues.etrade.oauth import (
     US_EASTERN,
     ConsumerCredentials,
@@ -438,5 +439,60 @@ def test_token_past_midnight_eastern_is_refused_and_the_order_rejected() -> None
             assert venue.stats["auth_errors"] == 1 and venue.stats["renewals"] == 0
             assert ctx.exchange.orders_of(1) == []
             await venue.close()
+
+    run(scenario)
+
+
+def test_token_past_midnight_eastern_logs_in_again_through_the_login_page() -> None:
+    async def scenario() -> None:
+        clock = WallClock(NOON_ET)
+        ctx = context([1, 2])
+        app = functools.partial(build_app, clock=clock)
+        async with SimServer(ctx, app) as server:
+            venue = adapter(
+                ctx,
+                server.url,
+                clock=clock,
+                authorize_page=f"{server.url}/e/t/etws/authorize",
+                authorize=follow_authorize_page,
+            )
+            await venue.start()
+            await venue.balances()  # the server sees both demo tokens for the first time
+            clock.now += 13 * 3600  # 01:00 the next day in New York
+
+            await venue.submit(market([1, 2], [AAPL, BRK], [1, 1], [2, 1], 1))
+            out = await outcomes(venue, 2)
+
+            assert out.state.tolist() == [OrderState.FILLED] * 2
+            assert venue.stats["logins"] == 2 and venue.stats["auth_errors"] == 0
+            await assert_books_match(venue, ctx)
+            await venue.close()
+
+    run(scenario)
+
+
+def test_yesterdays_token_refused_by_the_venue_is_replaced_once_by_a_login() -> None:
+    async def scenario() -> None:
+        clock = WallClock(NOON_ET)
+        ctx = context([1])
+        app = functools.partial(build_app, clock=clock)
+        login = {"authorize_page": "", "authorize": follow_authorize_page}
+        async with SimServer(ctx, app) as server:
+            login["authorize_page"] = f"{server.url}/e/t/etws/authorize"
+            first = adapter(ctx, server.url, clock=clock, **login)
+            await first.start()
+            await first.balances()  # the server first sees the token at noon
+            await first.close()
+            clock.now += 12 * 3600 + 5  # just past midnight in New York
+            second = adapter(ctx, server.url, clock=clock, **login)
+            await second.start()  # takes the stored token as issued now: the venue knows better
+
+            await second.submit(market([1], [AAPL], [1], [1], 1))
+            out = await outcomes(second, 1)
+
+            assert out.state.tolist() == [OrderState.FILLED]
+            assert second.stats["logins"] == 1 and second.stats["auth_errors"] == 0
+            assert len(ctx.exchange.orders_of(1)) == 1
+            await second.close()
 
     run(scenario)

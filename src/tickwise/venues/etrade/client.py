@@ -40,6 +40,7 @@ from tickwise.venues.capabilities import ETRADE
 from tickwise.venues.credentials import Credential, CredentialKind
 from tickwise.venues.etrade import wire
 from tickwise.venues.etrade.errors import EtradeError, EtradeErrorKind
+from tickwise.venues.etrade.login import Authorize
 from tickwise.venues.etrade.oauth import (
     ConsumerCredentials,
     OAuthEndpoints,
@@ -81,6 +82,8 @@ class EtradeVenue:
         request_timeout_s: float = 10.0,
         rate_limits: bool = True,
         oauth_url: str | None = None,
+        authorize_page: str | None = None,
+        authorize: Callable[[Transport], Authorize] | None = None,
         poll_interval_s: float | None = 1.0,
         poll_concurrency: int = 64,
         max_attempts: int = 4,
@@ -91,9 +94,13 @@ class EtradeVenue:
     ) -> None:
         """`stream_url` is unused: E*Trade has no order stream; outcomes are polled every
         `poll_interval_s` (None: only when `refresh` is called). `oauth_url` is the OAuth host
-        (default `base_url`). `clock` (epoch s) signs calls and ages tokens; `sleep` waits out
-        limits and backoff; `limiter` replaces E*Trade's rules (`rate_limits=False`: none, but
-        the venue's rate-limit answers are still honoured)."""
+        (default `base_url`), `authorize_page` the login page (default E*Trade's). `authorize`
+        makes, from the transport, the user's step of a login (`login.Authorize`): with it, an
+        account whose token passed midnight US Eastern logs in again; without, its calls fail
+        with an AUTH error until the venue is restarted with a new token. `clock` (epoch s)
+        signs calls and ages tokens; `sleep` waits out limits and backoff; `limiter` replaces
+        E*Trade's rules (`rate_limits=False`: none, but the venue's rate-limit answers are
+        still honoured)."""
         for client, cred in credentials.items():
             if cred.kind is not CredentialKind.ETRADE_OAUTH or not cred.account_id:
                 raise ValueError(
@@ -103,7 +110,13 @@ class EtradeVenue:
         self.registry = registry
         self._credentials = dict(credentials)
         self._base_url = base_url.rstrip("/")
-        self._endpoints = OAuthEndpoints(oauth_base=(oauth_url or base_url).rstrip("/"))
+        oauth_base = (oauth_url or base_url).rstrip("/")
+        self._endpoints = (
+            OAuthEndpoints(oauth_base, authorize_page)
+            if authorize_page
+            else OAuthEndpoints(oauth_base=oauth_base)
+        )
+        self._authorize = authorize
         self._transport_factory = transport_factory
         self._max_in_flight = max_in_flight
         self._timeout_s = request_timeout_s
@@ -138,6 +151,7 @@ class EtradeVenue:
             sleep=self._sleep,
             max_in_flight=self._max_in_flight,
             timeout_s=self._timeout_s,
+            authorize=self._authorize(self._transport) if self._authorize else None,
         )
         now = session.now()
         for client, cred in sorted(self._credentials.items()):

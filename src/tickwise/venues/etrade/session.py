@@ -3,13 +3,17 @@
 Every call is signed with the account's consumer key/secret and access token/secret (HMAC-SHA1,
 `oauth.authorization_header`) over the URL as sent, query included. Before sending, the call
 waits for room under E*Trade's per-module limits, counted per consumer key and per account
-(`capabilities.ETRADE`), and renews a token that has been idle close to 2 h.
+(`capabilities.ETRADE`), renews a token that has been idle close to 2 h, and logs the account
+in again (`login.log_in`) once its token is past midnight US Eastern, when the session was given
+a way to authorize a login; without one, such an account's calls fail with an AUTH error.
 
 What the venue answers, and what this layer does about it before the caller sees anything:
 
     400 "Number of requests exceeded the rate limit"  block the account's keys (doubling pause),
                                                        then send again (the request did not count)
     401 oauth_problem=token_expired                   renew (once), then send again
+    401 oauth_problem=token_rejected                  log in again (once, when it can), then
+                                                       send again
     401 timestamp_refused / nonce_used                sign again with a fresh timestamp and
                                                        nonce (once)
     anything else that is not 2xx                     `EtradeError` (errors.py) to the caller
@@ -29,6 +33,7 @@ from urllib.parse import urlencode
 
 from tickwise.venues.capabilities import ETRADE
 from tickwise.venues.etrade.errors import EtradeError, EtradeErrorKind, error_from_response
+from tickwise.venues.etrade.login import Authorize, log_in
 from tickwise.venues.etrade.oauth import (
     ConsumerCredentials,
     OAuthEndpoints,
@@ -84,8 +89,12 @@ class EtradeSession:
         sleep: Sleep,
         max_in_flight: int,
         timeout_s: float,
+        authorize: Authorize | None = None,
     ) -> None:
+        """`authorize`: the user's step of a new login (`login.Authorize`); None: an expired
+        token is not replaced, and its account's calls fail until it is."""
         self._transport = transport
+        self._authorize = authorize
         self._base = base_url.rstrip("/")
         self._endpoints = endpoints
         self._limiter = limiter
@@ -114,7 +123,9 @@ class EtradeSession:
         retried: set[str] = set()
         rate_limited = 0
         while True:
-            if account.token.needs_renew(self.now()):
+            if account.token.expired(self.now()):
+                await self.login(account, account.token_version)
+            elif account.token.needs_renew(self.now()):
                 await self.renew(account, account.token_version)
             if wait:
                 await self._limiter.acquire(account.scope, cost, sleep=self._sleep)
@@ -141,6 +152,10 @@ class EtradeSession:
                 if problem == "token_expired" and "renew" not in retried:
                     retried.add("renew")
                     await self.renew(account, version)
+                    continue
+                if problem == "token_rejected" and self._authorize and "login" not in retried:
+                    retried.add("login")  # the venue's midnight came before ours
+                    await self.login(account, version)
                     continue
                 if problem in _RESIGN_PROBLEMS and problem not in retried:
                     retried.add(problem)
@@ -181,6 +196,41 @@ class EtradeSession:
             return await self._transport.request(
                 method, url, headers=headers, params=params, body=body, timeout_s=self._timeout_s
             )
+
+    async def login(self, account: AccountSession, seen_version: int) -> None:
+        """Log the account in again for a new access token, unless its token was replaced
+        since `seen_version`."""
+        async with account.renew_lock:
+            if account.token_version != seen_version:
+                return
+            if self._authorize is None:
+                self._stats["auth_errors"] += 1
+                raise EtradeError(
+                    "token_rejected",
+                    f"client {account.client}: the access token expired at midnight US Eastern; "
+                    "log in again",
+                    http_status=401,
+                    kind=EtradeErrorKind.AUTH,
+                    retryable=False,
+                )
+            async with self._slots:
+                self._stats["requests"] += 3
+                try:
+                    token = await log_in(
+                        self._transport,
+                        self._endpoints,
+                        account.consumer,
+                        self._authorize,
+                        timestamp=int(self._clock()),
+                        timeout_s=self._timeout_s,
+                    )
+                except EtradeError:
+                    self._stats["auth_errors"] += 1
+                    raise
+            account.token = TokenState.issued(token, self.now(), account.token.renew_margin)
+            account.token_version += 1
+            self._stats["logins"] += 1
+            log.info("E*Trade client %d logged in again for a new access token", account.client)
 
     async def renew(self, account: AccountSession, seen_version: int) -> None:
         """Renew the account's access token, unless it was renewed since `seen_version`."""
