@@ -138,7 +138,8 @@ def soak(config: Config, every_s: float, seed: int) -> dict[str, Any]:
         "settled_after_failures": summary["recovery"],
         "unsettled_after_drain": sum(int(stats["by_state"].get(s, 0)) for s in UNSETTLED),
         "duplicate_client_order_ids": int(stats["duplicate_client_order_ids"]),
-        "position_mismatches": int(summary["reconciliation"]["position_mismatches"]),
+        "position_mismatches": summary["reconciliation"]["position_mismatches"],  # None: unread
+        "venue_books_unread": summary["reconciliation"]["venue_books_unread"],
         "clients_checked": int(summary["reconciliation"]["clients_checked"]),
         "ack_ms": summary["latency_ms"].get("ack", {}),
     }

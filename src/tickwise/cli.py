@@ -158,7 +158,9 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("duplicate client order ids", f"{o['duplicate_client_order_ids']}"),
         (
             "clients reconciled / mismatches",
-            f"{r['clients_checked']:,} / {r['position_mismatches']}",
+            f"{r['clients_checked']:,} / {r['position_mismatches']}"
+            if not r["venue_books_unread"]
+            else f"not checked: {len(r['venue_books_unread'])} venue books unread",
         ),
     ]
     for name, value in rows:

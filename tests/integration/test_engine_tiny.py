@@ -51,6 +51,7 @@ def _assert_invariants(summary: dict[str, Any]) -> None:
         "unsettled_orders": 0,
         "duplicate_client_order_ids": 0,
         "position_mismatches": 0,
+        "venue_books_unread": 0,
         "ticks_unaccounted": 0,
         "ok": True,
     }, dump

@@ -447,8 +447,8 @@ class Engine:
         assert self.actors is not None and self.world is not None
         snap = self.snapshot()
         ledger_book: Any = ray.get(self.actors.ledger.positions.remote())
-        venue_books = ray.get([r.positions.remote() for r in self.actors.all_routers])
-        recon = wiring.reconcile(self.world, ledger_book, venue_books)
+        venue_books, unread = self._venue_books()
+        recon = wiring.reconcile(self.world, ledger_book, venue_books, unread)
         totals = ray.get(self.actors.ledger.totals.remote())
         summary = build_summary(
             self.config,
@@ -483,6 +483,24 @@ class Engine:
         )
         return summary
 
+    def _venue_books(self, attempts: int = 3) -> tuple[list[Any], list[str]]:
+        """Every router's positions at its venue, each asked up to `attempts` times; what
+        could not be read, as "router: error" (the reconciliation is then incomplete)."""
+        assert self.actors is not None
+        books: list[Any] = []
+        unread: list[str] = []
+        for index, router in enumerate(self.actors.all_routers):
+            for attempt in range(attempts):
+                try:
+                    books.append(ray.get(router.positions.remote()))
+                    break
+                except ray.exceptions.RayError as exc:
+                    if attempt + 1 == attempts:
+                        cause = str(exc).strip().splitlines()[-1]
+                        unread.append(f"router {index}: {cause}")
+                        log.error("venue positions of router %d unreadable: %s", index, cause)
+        return books, unread
+
     def _invariants(self, summary: dict[str, Any], restarted: bool) -> dict[str, Any]:
         """What a run must prove, from the store where counters cannot (an actor's counters
         begin again when it restarts): every journaled order has a final answer or was expired
@@ -494,7 +512,8 @@ class Engine:
         checks = {
             "unsettled_orders": unsettled,
             "duplicate_client_order_ids": int(summary["orders"]["duplicate_client_order_ids"]),
-            "position_mismatches": int(summary["reconciliation"]["position_mismatches"]),
+            "position_mismatches": summary["reconciliation"]["position_mismatches"],
+            "venue_books_unread": len(summary["reconciliation"]["venue_books_unread"]),
             "ticks_unaccounted": ticks,  # None: a restart began the counters again
         }
         ok = all(value in (0, None) for value in checks.values())

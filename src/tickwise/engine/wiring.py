@@ -533,10 +533,22 @@ def prepare_world(config: Config, run_id: str) -> World:
     )
 
 
-def reconcile(world: World, ledger_book: Any, venue_books: Sequence[Any]) -> dict[str, Any]:
+def reconcile(
+    world: World, ledger_book: Any, venue_books: Sequence[Any], unread: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The ledger against the venues' books; with a book `unread`, nothing is compared (a
+    missing book would read as every position of its clients gone) and mismatches are None."""
+    if unread:
+        return {
+            "clients_checked": 0,
+            "position_mismatches": None,
+            "examples": [],
+            "venue_books_unread": list(unread),
+        }
     report = reconcile_positions(ledger_book, venue_books)
     return {
         "clients_checked": int(report.clients_checked),
         "position_mismatches": int(report.position_mismatches),
         "examples": [list(map(float, m)) for m in report.mismatches[:5]],
+        "venue_books_unread": [],
     }
