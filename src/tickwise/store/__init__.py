@@ -15,6 +15,7 @@ import os
 
 from tickwise.store.base import (
     ClientUniverse,
+    FillRecord,
     Halt,
     OrderRecord,
     PositionRows,
@@ -33,6 +34,7 @@ from tickwise.store.sqlite import SQLiteStore
 
 __all__ = [
     "ClientUniverse",
+    "FillRecord",
     "Halt",
     "OrderRecord",
     "PositionRows",

@@ -121,6 +121,20 @@ class OrderRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class FillRecord:
+    """One recorded fill (an execution with a filled quantity), as queries show it."""
+
+    client_order_id: str
+    client: int
+    instrument: int
+    side: Side
+    qty: float
+    price: float
+    fee: float
+    ts_ack: int
+
+
+@dataclass(frozen=True, slots=True)
 class EncryptedCredential:
     """One client's credentials at one venue as the store keeps them: the public fields in clear,
     the secret fields only as AES-GCM ciphertext (see `tickwise.venues.credentials`).
@@ -302,6 +316,19 @@ class Store(ABC):
     @abstractmethod
     def orders_by_client(self, client_id: int) -> list[OrderRecord]:
         """A client's journaled orders with their current state, oldest first."""
+
+    @abstractmethod
+    def recent_orders(
+        self, *, client: int | None = None, instrument: int | None = None, limit: int = 100
+    ) -> list[OrderRecord]:
+        """The newest journaled orders of a client, of an instrument, or of both, newest
+        first, with their current state (indexed: cheap among millions of orders)."""
+
+    @abstractmethod
+    def recent_fills(
+        self, *, client: int | None = None, instrument: int | None = None, limit: int = 100
+    ) -> list[FillRecord]:
+        """The newest recorded fills of a client, of an instrument, or of both, newest first."""
 
     @abstractmethod
     def orders_by_ids(

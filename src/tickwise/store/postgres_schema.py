@@ -201,6 +201,13 @@ MIGRATIONS = numbered(
             payload BYTEA            NOT NULL
         );
         """,
+        """
+        -- What the dashboard and the CLI ask per client and per instrument.
+        CREATE INDEX orders_by_client ON orders (client_id, ts_journal);
+        CREATE INDEX orders_by_instrument ON orders (instrument, ts_journal);
+        CREATE INDEX executions_by_client ON executions (client_id, seq);
+        CREATE INDEX executions_by_instrument ON executions (instrument, seq);
+        """,
     )
 )
 

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from tickwise.model.clients import ClientBook, Portfolio
 from tickwise.model.instruments import InstrumentRegistry, Venue
-from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason
+from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason, Side
 from tickwise.store import sql_credentials as credentials
 from tickwise.store import sql_reference as reference
 from tickwise.store import sql_retunes as retunes
@@ -32,6 +32,7 @@ from tickwise.store.base import (
     TERMINAL_STATE_CODES,
     ClientUniverse,
     EncryptedCredential,
+    FillRecord,
     Halt,
     OrderRecord,
     PositionRows,
@@ -264,6 +265,45 @@ class SqlStore(Store, Generic[T]):
         )
         return [order_record(r) for r in rows]
 
+    def recent_orders(
+        self, *, client: int | None = None, instrument: int | None = None, limit: int = 100
+    ) -> list[OrderRecord]:
+        where, params = _client_or_instrument("o", client, instrument)
+        rows = self._read(
+            f"SELECT {RECORD_COLUMNS} FROM (SELECT * FROM orders o WHERE {where}"
+            " ORDER BY o.ts_journal DESC, o.client_order_id DESC LIMIT ?) o"
+            " LEFT JOIN executions e ON e.client_order_id = o.client_order_id"
+            " GROUP BY o.client_order_id, o.run_id, o.signal_id, o.client_id, o.venue,"
+            " o.instrument, o.side, o.qty, o.price, o.ts_journal"
+            " ORDER BY o.ts_journal DESC, o.client_order_id DESC",
+            (*params, max(0, int(limit))),
+        )
+        return [order_record(r) for r in rows]
+
+    def recent_fills(
+        self, *, client: int | None = None, instrument: int | None = None, limit: int = 100
+    ) -> list[FillRecord]:
+        where, params = _client_or_instrument("e", client, instrument)
+        rows = self._read(
+            "SELECT e.client_order_id, e.client_id, e.instrument, e.side, e.fill_qty,"
+            " e.fill_price, e.fee, e.ts_ack FROM executions e"
+            f" WHERE {where} AND e.fill_qty > 0 ORDER BY e.seq DESC LIMIT ?",
+            (*params, max(0, int(limit))),
+        )
+        return [
+            FillRecord(
+                r[0],
+                int(r[1]),
+                int(r[2]),
+                Side(r[3]),
+                float(r[4]),
+                float(r[5]),
+                float(r[6]),
+                int(r[7]),
+            )
+            for r in rows
+        ]
+
     def orders_by_ids(
         self, client_order_ids: Sequence[str] | npt.NDArray[np.bytes_]
     ) -> list[OrderRecord]:
@@ -460,3 +500,20 @@ class SqlStore(Store, Generic[T]):
             (len(prefix), prefix),
         )
         return [r[0] for r in rows]
+
+
+def _client_or_instrument(
+    table: str, client: int | None, instrument: int | None
+) -> tuple[str, tuple[int, ...]]:
+    """The WHERE clause (and its parameters) picking a client's and/or an instrument's rows."""
+    terms: list[str] = []
+    params: list[int] = []
+    if client is not None:
+        terms.append(f"{table}.client_id = ?")
+        params.append(int(client))
+    if instrument is not None:
+        terms.append(f"{table}.instrument = ?")
+        params.append(int(instrument))
+    if not terms:
+        raise ValueError("say whose rows: a client, an instrument or both")
+    return " AND ".join(terms), tuple(params)

@@ -486,3 +486,35 @@ def test_any_interleaving_of_journal_and_executions_matches_the_model(
     assert store.order_stats(run)["by_state"] == by_state
     unacked = {c for c in ids if STATE_RANK[model.state(c)] < STATE_RANK[OrderState.ACKED]}
     assert set(store.unacked_orders(run).client_order_id.tolist()) == unacked
+
+
+def test_recent_orders_and_fills_of_a_client_or_an_instrument_come_newest_first(
+    store: Store,
+) -> None:
+    batches = []
+    for signal in range(60, 66):
+        batch = make_orders(signal, [7, 8], qty=1.0 + signal % 3)
+        batch.ts_journal[:] += signal  # each signal journaled later than the one before
+        batch.instrument[:] = 3 if signal % 2 else 4
+        batches.append(batch)
+        store.journal_orders(batch, "r1")
+    for batch in batches[:4]:
+        store.record_executions(
+            make_execs(batch, OrderState.FILLED, 1.0, 50.0 + batch.signal_id[0])
+        )
+
+    newest = store.recent_orders(client=7, limit=3)
+    assert [r.signal_id for r in newest] == [65, 64, 63]
+    assert all(r.client == 7 for r in newest)
+    assert newest[2].state is OrderState.FILLED and newest[0].state is OrderState.JOURNALED
+    on_three = store.recent_orders(instrument=3, limit=100)
+    assert sorted({r.signal_id for r in on_three}) == [61, 63, 65] and len(on_three) == 6
+    assert [r.signal_id for r in store.recent_orders(client=8, instrument=4)] == [64, 62, 60]
+
+    fills = store.recent_fills(client=8, limit=10)
+    assert [f.price for f in fills] == [113.0, 112.0, 111.0, 110.0]  # recorded last, shown first
+    assert all(f.client == 8 and f.qty == 1.0 and f.side is Side.BUY for f in fills)
+    assert [f.instrument for f in store.recent_fills(instrument=3)] == [3, 3, 3, 3]
+    assert store.recent_fills(client=99) == [] and store.recent_orders(instrument=99) == []
+    with pytest.raises(ValueError, match="whose rows"):
+        store.recent_fills()
