@@ -2,6 +2,8 @@
 
 tickwise run [--config F] [--tier tiny|dev] [--duration S] [--instruments N] [--clients N]
              [--tick-rate R] [--store URL] [--address A] [--summary-json F] [--no-panel]
+             [--dashboard-port P | --no-dashboard] [--keep-dashboard]
+tickwise dashboard [--engine URL] [--store URL] [--host H] [--port P]
 tickwise clients seed --count N [--store URL] [--tier T]
 tickwise data import PATH... [--format auto|lean|binance|csv|parquet] [--ticks-dir DIR]
 tickwise data ls [--ticks-dir DIR]
@@ -56,6 +58,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--summary-json", help="write the run summary as JSON to this file")
     run.add_argument("--no-panel", action="store_true", help="no live panel, plain log lines")
+    run.add_argument("--dashboard-port", type=int, help="dashboard port (0: any free port)")
+    run.add_argument("--no-dashboard", action="store_true", help="serve no dashboard")
+    run.add_argument(
+        "--keep-dashboard",
+        action="store_true",
+        help="after the run, keep serving the dashboard until Ctrl-C",
+    )
+    dash = sub.add_parser(
+        "dashboard", help="serve the dashboard over a store, or attached to a running engine"
+    )
+    _common(dash)
+    dash.add_argument(
+        "--engine",
+        help="a running engine's dashboard URL (its token in $TICKWISE_ENGINE_TOKEN)",
+    )
+    dash.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    dash.add_argument("--port", type=int, help="port (default [dashboard] port)")
 
     clients = sub.add_parser("clients", help="client accounts in the store")
     csub = clients.add_subparsers(dest="clients_command", required=True)
@@ -107,10 +126,22 @@ def build_config(args: argparse.Namespace) -> Config:
         config = replace(config, run=replace(config.run, summary_json=args.summary_json))
     if getattr(args, "no_panel", False):
         config = replace(config, run=replace(config.run, live_panel=False))
-    return config
+    dashboard = config.dashboard
+    if getattr(args, "no_dashboard", False):
+        dashboard = replace(dashboard, enabled=False)
+    port = getattr(args, "dashboard_port", None)
+    if getattr(args, "port", None) is not None:
+        port = args.port
+    if port is not None:
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"dashboard port {port} is out of range [0, 65535]")
+        dashboard = replace(dashboard, port=port)
+    if getattr(args, "host", None):
+        dashboard = replace(dashboard, host=args.host)
+    return replace(config, dashboard=dashboard)
 
 
-def cmd_run(config: Config, console: Console) -> int:
+def cmd_run(config: Config, console: Console, keep_dashboard: bool = False) -> int:
     from tickwise.engine.controller import Engine, write_summary
     from tickwise.engine.panel import LivePanel
 
@@ -122,13 +153,27 @@ def cmd_run(config: Config, console: Console) -> int:
     )
     panel = LivePanel(Console(stderr=True), interactive=None if config.run.live_panel else False)
     engine = Engine(config, panel)
+    server = None
     try:
         console.print("starting Ray and the actors...", highlight=False)
         engine.start()
+        if config.dashboard.enabled:
+            from tickwise.web.dashboard import announce, serve
+
+            try:
+                server, token, generated = serve(config, engine.live)
+            except RuntimeError as exc:  # the run goes on: the dashboard is for watching it
+                console.print(f"[yellow]no dashboard: {one_line(exc)}[/yellow]")
+            else:
+                console.print(
+                    announce(server.url, token, generated), highlight=False, soft_wrap=True
+                )
         with panel:
             summary = engine.run()
     finally:
         engine.shutdown()
+        if server is not None and not keep_dashboard:
+            server.stop()
     console.print(summary_table(summary))
     if config.run.summary_json:
         write_summary(summary, config.run.summary_json)
@@ -136,7 +181,34 @@ def cmd_run(config: Config, console: Console) -> int:
     ok = bool(summary["invariants"]["ok"])
     if not ok:
         console.print("[red]run invariants violated: see the summary[/red]")
+    if server is not None and keep_dashboard:
+        from tickwise.web.dashboard import wait_forever
+
+        console.print("the dashboard stays up (the store's view of the run): Ctrl-C to stop")
+        try:
+            wait_forever()
+        except KeyboardInterrupt:
+            server.stop()
     return 0 if ok else 2
+
+
+def cmd_dashboard(config: Config, engine_url: str | None, console: Console) -> int:
+    """Serve the dashboard until Ctrl-C: attached to an engine, or over the store alone."""
+    from tickwise.web.dashboard import announce, attach, dashboard_token, serve, wait_forever
+
+    if engine_url:
+        token, generated = dashboard_token(config)
+        server = attach(engine_url, config.dashboard.host, config.dashboard.port, token)
+    else:
+        server, token, generated = serve(config, None)
+    console.print(announce(server.url, token, generated), highlight=False, soft_wrap=True)
+    try:
+        wait_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
@@ -233,7 +305,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tickwise: config error: {exc}", file=sys.stderr)
         return 2
     if args.command == "run":
-        return cmd_run(config, console)
+        return cmd_run(config, console, keep_dashboard=args.keep_dashboard)
+    if args.command == "dashboard":
+        try:
+            return cmd_dashboard(config, args.engine, console)
+        except RuntimeError as exc:
+            print(f"tickwise dashboard: {one_line(exc)}", file=sys.stderr)
+            return 2
     if args.command == "clients" and args.clients_command == "seed":
         return cmd_clients_seed(config, console)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover

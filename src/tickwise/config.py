@@ -221,6 +221,21 @@ class TuningConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DashboardConfig:
+    """The web dashboard, its JSON API and `/metrics`, served by `tickwise run` (docs/dashboard.md).
+
+    Bound to `host` (localhost unless said otherwise) on `port` (0: any free port). Every page
+    and call needs the token: `$TICKWISE_DASHBOARD_TOKEN` if set, else `token` if set here, else
+    one generated at start and printed once.
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8750
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     market: MarketConfig = field(default_factory=MarketConfig)
@@ -233,13 +248,18 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     ticks: TicksConfig = field(default_factory=TicksConfig)
     tuning: TuningConfig = field(default_factory=TuningConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
 
     @property
     def instruments(self) -> int:
         return self.market.stocks + self.market.crypto
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {f.name: dataclasses.asdict(getattr(self, f.name)) for f in fields(self)}
+        """Every setting by section, for the run's record: secrets are never in it."""
+        out = {f.name: dataclasses.asdict(getattr(self, f.name)) for f in fields(self)}
+        if out["dashboard"]["token"]:
+            out["dashboard"]["token"] = "(set)"
+        return out
 
 
 # Tier presets (WORKLOAD.md). A file and flags apply on top of the chosen tier.
@@ -324,6 +344,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("risk", "binance_max_orders_per_s"): (0.0, 10_000_000.0),
     ("risk", "etrade_max_orders_per_s"): (0.0, 10_000_000.0),
     ("risk", "throttle_burst_s"): (0.0, 3600.0),
+    ("dashboard", "port"): (0, 65535),
 }
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("run", "tier"): tuple(TIERS),

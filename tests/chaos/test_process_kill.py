@@ -100,7 +100,7 @@ def _config_file(world: dict[str, Any], duration_s: float, name: str) -> Path:
         f'[run]\ntier = "tiny"\nduration_s = {duration_s}\nlive_panel = false\n'
         f'[store]\nurl = "{world["url"]}"\n'
         f'[venues]\nmode = "http"\nrate_limits = false\n{urls}\n'
-        "[tuning]\nenabled = false\n",
+        "[tuning]\nenabled = false\n[dashboard]\nport = 0\n",
         encoding="utf-8",
     )
     return path

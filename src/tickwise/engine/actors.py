@@ -893,6 +893,13 @@ class LedgerActor:
     def positions(self) -> Any:
         return self._ledger.positions
 
+    def client(self, client: int) -> Any:
+        """One client's account now (a `ClientSnapshot`), None for a client it does not keep."""
+        try:
+            return self._ledger.snapshot(int(client))
+        except KeyError:
+            return None
+
     def totals(self) -> dict[str, Any]:
         return dict(self._ledger.totals())
 

@@ -45,6 +45,7 @@ from tickwise.engine.actors import (
     TunerActor,
     VenueRouterActor,
 )
+from tickwise.engine.cluster_view import cluster_view
 from tickwise.engine.panel import LivePanel
 from tickwise.engine.recovery import OUTCOMES, expire
 from tickwise.engine.summary import build_summary
@@ -53,6 +54,7 @@ from tickwise.execution.reconciliation import reconcile_positions
 from tickwise.model.instruments import InstrumentRegistry, Venue
 from tickwise.telemetry import merge_counters
 from tickwise.venues.credentials import MASTER_KEY_ENV, MasterKey
+from tickwise.web.live import LiveState, RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,8 @@ class Engine:
     def __init__(self, config: Config, panel: LivePanel | None = None) -> None:
         self.config = config
         self.panel = panel
+        # What the dashboard reads: the run's state, snapshots and a timeline of them.
+        self.live = LiveState(account=self._account, cluster=cluster_view)
         self.run_id = f"run-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self._stop_requested = False
         self._owns_ray = False
@@ -119,6 +123,26 @@ class Engine:
             self._owns_ray = True
         self.world = wiring.prepare_world(self.config, self.run_id)
         self.actors = self._spawn(self.world)
+        self.live.started(
+            RunInfo(
+                run_id=self.run_id,
+                tier=self.config.run.tier,
+                duration_s=self.config.run.duration_s,
+                instruments=self.config.instruments,
+                clients=self.config.clients.count,
+                store_url=self.config.store.url,
+                router_venues=tuple(
+                    venue.label for venue, handles in self.actors.routers.items() for _ in handles
+                ),
+                venue_rate_caps={v.label: self.config.risk.max_orders_per_s(v) for v in Venue},
+            )
+        )
+
+    def _account(self, client: int) -> Any:
+        """One client's account in the live ledger (None when there is no ledger)."""
+        if self.actors is None:
+            return None
+        return ray.get(self.actors.ledger.client.remote(client), timeout=5.0)
 
     def _spawn(self, world: wiring.World) -> Actors:
         cfg = self.config
@@ -324,8 +348,10 @@ class Engine:
         try:
             while True:
                 ready, _ = ray.wait([done_ref], timeout=1.0)
+                snap = self.snapshot()
+                self.live.record(time.monotonic() - started, snap)
                 if self.panel is not None:
-                    self.panel.update(time.monotonic() - started, self.snapshot())
+                    self.panel.update(time.monotonic() - started, snap)
                 if ready:
                     break
                 if self._stop_requested:
@@ -339,8 +365,11 @@ class Engine:
                     ray.get(tuning_ref, timeout=cfg.engine.drain_timeout_s)
                 except (ray.exceptions.RayError, TimeoutError) as exc:
                     log.warning("tuner did not stop cleanly: %s", exc)
+            self.live.set_state("draining")
             drained = self.drain(cfg.engine.drain_timeout_s)
             summary = self._summarise(elapsed, drained)
+            self.live.record(elapsed, self.snapshot())
+            self.live.set_state("finished")
         finally:
             signal.signal(signal.SIGINT, previous)
         self.world.finish_run(summary)

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from tickwise.engine.summary import merged_timer
-from tickwise.telemetry import LatencyHistogram, merge_counters
+from tickwise.engine.summary import flow_totals, merged_timer
+from tickwise.telemetry import LatencyHistogram
 
 _STAGES = ("feed", "signal", "alloc", "journal", "sent", "venue", "ack")
 
@@ -48,7 +48,7 @@ class LivePanel:
             self._live = None
 
     def update(self, elapsed_s: float, snap: dict[str, Any]) -> None:
-        totals = _totals(snap)
+        totals = flow_totals(snap)
         rates = {k: 0.0 for k in totals}
         if self._last is not None:
             dt = max(1e-6, elapsed_s - self._last[0])
@@ -83,21 +83,6 @@ def _tuning_line(t: dict[str, Any]) -> str:
         f"re-tunes {t['runs']:,} swaps {t['swaps']:,} instruments {t['instruments_tuned']:,}"
         f"/{t['instruments']:,} period p50 {t['median_period_s']:.0f} s"
     )
-
-
-def _totals(snap: dict[str, Any]) -> dict[str, int]:
-    fc = snap["feed"]["counters"]
-    sc = merge_counters(s["counters"] for s in snap["shards"])
-    rc = merge_counters(r["counters"] for r in snap["routers"])
-    bad_ticks = sum(v for k, v in fc.items() if k.startswith("ticks_rejected_"))
-    return {
-        "ticks": sc.get("ticks_processed", 0),
-        "signals": sc.get("signals", 0),
-        "orders": rc.get("orders_sent", 0),
-        "fills": rc.get("orders_filled", 0),
-        "rejects": rc.get("orders_rejected", 0) + bad_ticks,
-        "errors": rc.get("venue_errors", 0),
-    }
 
 
 def _table(

@@ -1,0 +1,1 @@
+"""The web dashboard, its JSON API and Prometheus metrics, over the query facade."""
