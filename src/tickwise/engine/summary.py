@@ -24,14 +24,17 @@ def merged_timer(parts: Iterable[Stats]) -> StageTimer:
 
 def flow_totals(snap: Stats) -> dict[str, int]:
     """What has flowed so far, from a snapshot of every actor's stats: ticks processed,
-    signals, orders sent, fills, rejects (orders and malformed ticks), venue errors."""
+    signals, orders journaled (created) and sent, fills, rejects (orders and malformed ticks),
+    venue errors."""
     fc = snap["feed"]["counters"]
     sc = merge_counters(s["counters"] for s in snap["shards"])
+    ac = merge_counters(a["counters"] for a in snap["allocators"])
     rc = merge_counters(r["counters"] for r in snap["routers"])
     bad_ticks = sum(v for k, v in fc.items() if k.startswith("ticks_rejected_"))
     return {
         "ticks": sc.get("ticks_processed", 0),
         "signals": sc.get("signals", 0),
+        "journaled": ac.get("orders_journaled", 0),
         "orders": rc.get("orders_sent", 0),
         "fills": rc.get("orders_filled", 0),
         "rejects": rc.get("orders_rejected", 0) + bad_ticks,

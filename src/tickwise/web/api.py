@@ -14,6 +14,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from tickwise.web.metrics import render_metrics
-from tickwise.web.openapi import openapi_document
+from tickwise.web.openapi import MAX_REASON, SCOPE_PATTERN, openapi_document
 from tickwise.web.queries import NotFoundError, Queries, QueryError
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def build_app(runner: QueryRunner, token: str) -> web.Application:
     r.add_post("/api/v1/halts", _halt)
     r.add_delete(
         "/api/v1/halts",
-        _json(lambda q, a: q.resume(a.required("scope"), a.text("reason"), "dashboard")),
+        _json(lambda q, a: q.resume(a.scope(), a.text("reason"), "dashboard")),
     )
     app.on_cleanup.append(_close_runner)
     return app
@@ -235,6 +236,12 @@ class Args:
             raise QueryError(f"{name} is required")
         return value
 
+    def scope(self) -> str:
+        value = self.required("scope")
+        if not re.fullmatch(SCOPE_PATTERN, value):
+            raise QueryError(f"scope must be global, portfolio:N or client:N, got {value[:40]!r}")
+        return value
+
     def count(self, name: str, default: int = 0) -> int:
         raw = self._query.get(name)
         if raw is None:
@@ -283,15 +290,21 @@ async def _halt(request: web.Request) -> web.Response:
         raise QueryError("the body must be a JSON object") from None
     if not isinstance(doc, dict):
         raise QueryError("the body must be a JSON object")
-    scope, reason, cancel = doc.get("scope", "global"), doc.get("reason"), doc.get("cancel_open")
+    scope, reason, cancel = (
+        doc.get("scope", "global"),
+        doc.get("reason"),
+        doc.get("cancel_open", False),
+    )
     if not isinstance(scope, str) or not isinstance(reason, str) or not reason.strip():
         raise QueryError("scope must be text and reason non-empty text")
-    if cancel is not None and not isinstance(cancel, bool):
+    if not isinstance(cancel, bool):
         raise QueryError("cancel_open must be true or false")
-    body = await request.app[QUERIES](
-        lambda q: q.halt(scope, reason[:500], bool(cancel), "dashboard")
-    )
-    log.warning("dashboard halt: scope %s, reason %r", scope, reason[:500])
+    if not re.fullmatch(SCOPE_PATTERN, scope):
+        raise QueryError(f"scope must be global, portfolio:N or client:N, got {scope[:40]!r}")
+    if len(reason) > MAX_REASON:
+        raise QueryError(f"reason: at most {MAX_REASON} characters")
+    body = await request.app[QUERIES](lambda q: q.halt(scope, reason, cancel, "dashboard"))
+    log.warning("dashboard halt: scope %s, reason %r", scope, reason)
     return web.json_response(body, status=201, dumps=_dumps)
 
 

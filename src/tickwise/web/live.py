@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tickwise.engine.summary import flow_totals, merged_timer
+from tickwise.execution.allocator import COUNTER_REASONS
 from tickwise.ledger.ledger import ClientSnapshot
 from tickwise.telemetry import LatencyHistogram, merge_counters
 
@@ -169,9 +170,9 @@ def rejects_by_reason(snapshot: Mapping[str, Any]) -> dict[str, int]:
     feed's malformed ticks."""
     out = merge_counters(r.get("reject_reasons", {}) for r in snapshot["routers"])
     alloc = merge_counters(a["counters"] for a in snapshot["allocators"])
-    for key, value in alloc.items():
-        if key.startswith("alloc_") and value:
-            out[key.removeprefix("alloc_")] = out.get(key.removeprefix("alloc_"), 0) + value
+    for name in COUNTER_REASONS:  # the allocators' refusals, not signals needing no order
+        if alloc.get(f"alloc_{name}"):
+            out[name] = out.get(name, 0) + alloc[f"alloc_{name}"]
     for key, value in snapshot["feed"]["counters"].items():
         if key.startswith("ticks_rejected_") and value:
             out[f"tick_{key.removeprefix('ticks_rejected_')}"] = int(value)

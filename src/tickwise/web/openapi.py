@@ -17,6 +17,9 @@ _STR = {"type": "string"}
 _BOOL = {"type": "boolean"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
 _PARAMS = {"type": "object", "additionalProperties": _NUM}
+SCOPE_PATTERN = "^(global|portfolio:[0-9]{1,9}|client:[0-9]{1,9})$"
+MAX_REASON = 500
+_SCOPE = {"type": "string", "pattern": SCOPE_PATTERN}
 
 
 def _obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -60,7 +63,9 @@ _SCHEMAS: dict[str, Any] = {
             "halts": _array(_ref("Halt")),
         }
     ),
-    "Totals": _obj({k: _INT for k in ("ticks", "signals", "orders", "fills", "rejects", "errors")}),
+    "Totals": _obj(
+        {k: _INT for k in ("ticks", "signals", "journaled", "orders", "fills", "rejects", "errors")}
+    ),
     "Point": _obj(
         {
             "t": _NUM,
@@ -69,7 +74,10 @@ _SCHEMAS: dict[str, Any] = {
                 "additionalProperties": _obj({"p50": _NUM, "p99": _NUM}),
             },
         },
-        {f"{k}_per_s": _NUM for k in ("ticks", "signals", "orders", "fills", "rejects", "errors")},
+        {
+            f"{k}_per_s": _NUM
+            for k in ("ticks", "signals", "journaled", "orders", "fills", "rejects", "errors")
+        },
     ),
     "Throughput": _obj(
         {
@@ -242,8 +250,8 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["reason"],
         "properties": {
-            "scope": {**_STR, "default": "global", "examples": ["global", "portfolio:3"]},
-            "reason": {**_STR, "minLength": 1},
+            "scope": {**_SCOPE, "default": "global", "examples": ["global", "portfolio:3"]},
+            "reason": {**_STR, "pattern": "\\S", "maxLength": MAX_REASON},
             "cancel_open": {**_BOOL, "default": False},
         },
     },
@@ -372,7 +380,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "resume trading in a scope",
                 "operationId": "resume",
                 "parameters": [
-                    {"name": "scope", "in": "query", "required": True, "schema": _STR},
+                    {"name": "scope", "in": "query", "required": True, "schema": _SCOPE},
                     _query("reason", {**_STR, "maxLength": 200}, "why, for the audit trail"),
                 ],
                 "responses": {

@@ -94,7 +94,9 @@ class Queries:
         """Rates and per-stage latency over time, totals so far and rejects by reason."""
         if since is None:
             since = self._clock() - 600.0
-        empty = {k: 0 for k in ("ticks", "signals", "orders", "fills", "rejects", "errors")}
+        empty = dict.fromkeys(
+            ("ticks", "signals", "journaled", "orders", "fills", "rejects", "errors"), 0
+        )
         if self.live is None or (snap := self.live.snapshot()) is None:
             return {"points": [], "totals": empty, "rejects_by_reason": {}}
         points = [
@@ -336,7 +338,8 @@ class Queries:
             summary[key] = int(figures.get(key, 0))
         for key in ("median_period_s", "p99_period_s", "sets_evaluated_per_s"):
             summary[key] = _finite(figures.get(key))
-        history = self.store.retune_history(symbol, limit=_limit(limit))
+        limit = _limit(limit)
+        history = self.store.retune_history(symbol, limit=limit) if limit else []
         return {
             "summary": summary,
             "retunes": [{**_retune(r), "symbol": r.symbol} for r in history],
