@@ -20,7 +20,6 @@ from rich.console import Console
 from rich.table import Table
 
 from tickwise.config import ConfigError, load
-from tickwise.engine.halts import halt, resume
 from tickwise.errors import one_line
 from tickwise.store.base import HALT_GLOBAL, Store
 
@@ -75,19 +74,26 @@ def cmd_halt(args: argparse.Namespace, console: Console) -> int:
 
 
 def _dispatch(args: argparse.Namespace, store: Store, console: Console) -> int:
+    """Through the query facade, as the dashboard does."""
+    from tickwise.web.queries import Queries, QueryError
+
     who = f"cli:{_user()}"
-    if args.command == "halt":
-        scope = _scope(args)
-        generation = halt(store, scope, args.reason, cancel_open=args.cancel_open, actor=who)
-        console.print(f"halted {scope} (generation {generation})", markup=False)
-        return 0
-    if args.command == "resume":
-        scope = _scope(args)
-        if scope not in {h.scope for h in store.active_halts()}:
-            console.print(f"{scope} was not halted; recorded the resume anyway", markup=False)
-        generation = resume(store, scope, reason=args.reason, actor=who)
-        console.print(f"resumed {scope} (generation {generation})", markup=False)
-        return 0
+    queries = Queries(store)
+    try:
+        if args.command == "halt":
+            scope = _scope(args)
+            done = queries.halt(scope, args.reason, args.cancel_open, who)
+            console.print(f"halted {scope} (generation {done['generation']})", markup=False)
+            return 0
+        if args.command == "resume":
+            scope = _scope(args)
+            done = queries.resume(scope, args.reason, who)
+            if not done["resumed"]:
+                console.print(f"{scope} was not halted; recorded the resume anyway", markup=False)
+            console.print(f"resumed {scope} (generation {done['generation']})", markup=False)
+            return 0
+    except QueryError as exc:
+        raise ValueError(str(exc)) from exc
     rows = store.halt_history(args.history) if args.history else store.active_halts()
     if not rows:
         console.print("no halt in force" if not args.history else "no halt recorded")

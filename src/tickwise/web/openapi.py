@@ -370,7 +370,7 @@ def openapi_document() -> dict[str, Any]:
                         "description": "halted",
                         "content": {
                             "application/json": {
-                                "schema": _obj({"halt": _ref("Halt")}),
+                                "schema": _obj({"halt": _ref("Halt"), "generation": _INT}),
                             }
                         },
                     },
@@ -386,7 +386,11 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "resumed",
-                        "content": {"application/json": {"schema": _obj({"resumed": _INT})}},
+                        "content": {
+                            "application/json": {
+                                "schema": _obj({"resumed": _INT, "generation": _INT})
+                            }
+                        },
                     },
                     "400": _answers("Error", 400)["400"],
                     "401": _answers("Error")["401"],

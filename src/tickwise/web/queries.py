@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,24 @@ class Queries:
         self._strategies = dict(strategies or {})
         self._ticks_dir = ticks_dir
         self._clock = clock
-        self.registry: InstrumentRegistry = store.load_instruments()
-        self.book: ClientBook = store.load_client_book()
-        self._portfolios_of = _portfolios_by_client(self.book)
-        self._id_text = self.book.client_id.astype(str)
+
+    # Reference data, read on first use (the kill-switch commands never need it).
+
+    @cached_property
+    def registry(self) -> InstrumentRegistry:
+        return self.store.load_instruments()
+
+    @cached_property
+    def book(self) -> ClientBook:
+        return self.store.load_client_book()
+
+    @cached_property
+    def _portfolios_of(self) -> dict[int, list[int]]:
+        return _portfolios_by_client(self.book)
+
+    @cached_property
+    def _id_text(self) -> Any:
+        return self.book.client_id.astype(str)
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -354,23 +369,26 @@ class Queries:
         }
 
     def halt(self, scope: str, reason: str, cancel_open: bool, actor: str) -> dict[str, Any]:
-        """Stop new orders in `scope` (the kill switch); the allocators see it within a batch."""
+        """Stop new orders in `scope` (the kill switch); the allocators see it within a batch.
+        The answer carries the halt's generation."""
         try:
             scope = canonical_halt_scope(scope)
-            set_halt(self.store, scope, reason, cancel_open=cancel_open, actor=actor)
+            generation = set_halt(self.store, scope, reason, cancel_open=cancel_open, actor=actor)
         except ValueError as exc:
             raise QueryError(str(exc)) from exc
         mine = [h for h in self.store.active_halts() if h.scope == scope]
-        return {"halt": _halt(mine[-1], True)}
+        return {"halt": _halt(mine[-1], True), "generation": generation}
 
     def resume(self, scope: str, reason: str, actor: str) -> dict[str, Any]:
+        """Let orders flow again in `scope`; `resumed` counts the halts it lifted (0: the scope
+        was not halted, and the resume is recorded all the same)."""
         try:
             scope = canonical_halt_scope(scope)
         except ValueError as exc:
             raise QueryError(str(exc)) from exc
         was = sum(h.scope == scope for h in self.store.active_halts())
-        clear_halt(self.store, scope, reason=reason, actor=actor)
-        return {"resumed": was}
+        generation = clear_halt(self.store, scope, reason=reason, actor=actor)
+        return {"resumed": was, "generation": generation}
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -104,7 +104,7 @@ def test_the_kill_switch_over_the_api_halts_and_resumes(tmp_path: Path) -> None:
         resumed = await client.delete(
             "/api/v1/halts", params={"scope": "portfolio:2", "reason": "ok"}, headers=BEARER
         )
-        assert await body(resumed) == {"resumed": 1} and world.store.active_halts() == []
+        assert (await body(resumed))["resumed"] == 1 and world.store.active_halts() == []
         for bad in ({"reason": ""}, {"scope": "moon", "reason": "x"}, [1], {"reason": 3}):
             refused = await client.post("/api/v1/halts", json=bad, headers=BEARER)
             assert refused.status == 400, bad

@@ -107,7 +107,7 @@ def test_the_kill_switch_halts_and_resumes_a_scope(q: Queries) -> None:
     halted = q.halt("client:007", "fat finger", True, "dashboard")["halt"]
     assert halted["scope"] == "client:7" and halted["cancel_open"] is True
     assert q.status()["halted"] is True and q.client(7)["halted"] is True
-    assert q.resume("client:7", "checked", "dashboard") == {"resumed": 1}
+    assert q.resume("client:7", "checked", "dashboard")["resumed"] == 1
     assert q.status()["halted"] is False
     assert [h["action"] for h in q.halts()["history"]][:2] == ["resume", "halt"]
     with pytest.raises(QueryError):
