@@ -166,7 +166,10 @@ def cmd_run(config: Config, console: Console, keep_dashboard: bool = False) -> i
                 console.print(f"[yellow]no dashboard: {one_line(exc)}[/yellow]")
             else:
                 console.print(
-                    announce(server.url, token, generated), highlight=False, soft_wrap=True
+                    announce(server.url, token, generated),
+                    highlight=False,
+                    markup=False,
+                    soft_wrap=True,
                 )
         with panel:
             summary = engine.run()
@@ -201,7 +204,9 @@ def cmd_dashboard(config: Config, engine_url: str | None, console: Console) -> i
         server = attach(engine_url, config.dashboard.host, config.dashboard.port, token)
     else:
         server, token, generated = serve(config, None)
-    console.print(announce(server.url, token, generated), highlight=False, soft_wrap=True)
+    console.print(
+        announce(server.url, token, generated), highlight=False, markup=False, soft_wrap=True
+    )
     try:
         wait_forever()
     except KeyboardInterrupt:
