@@ -4,6 +4,7 @@ tickwise run [--config F] [--tier tiny|dev] [--duration S] [--instruments N] [--
              [--tick-rate R] [--store URL] [--address A] [--summary-json F] [--no-panel]
              [--dashboard-port P | --no-dashboard] [--keep-dashboard]
 tickwise dashboard [--engine URL] [--store URL] [--host H] [--port P]
+tickwise bench --tier tiny|dev|seed [--venues inproc|http] [--out results.json] [--duration S]
 tickwise clients seed --count N [--store URL] [--tier T]
 tickwise data import PATH... [--format auto|lean|binance|csv|parquet] [--ticks-dir DIR]
 tickwise data ls [--ticks-dir DIR]
@@ -76,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     dash.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     dash.add_argument("--port", type=int, help="port (default [dashboard] port)")
 
+    from tickwise.engine.bench_cli import add_bench_parser
+
+    add_bench_parser(sub, _common)
     clients = sub.add_parser("clients", help="client accounts in the store")
     csub = clients.add_subparsers(dest="clients_command", required=True)
     seed = csub.add_parser("seed", help="write clients, accounts, portfolios and subscriptions")
@@ -103,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML config file (see docs/configuration.md)")
-    p.add_argument("--tier", choices=["tiny", "dev"], help="workload tier preset")
+    p.add_argument("--tier", choices=["tiny", "dev", "seed"], help="workload tier preset")
     p.add_argument("--store", help="store URL, e.g. sqlite:///var/tickwise.sqlite")
 
 
@@ -311,6 +315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "run":
         return cmd_run(config, console, keep_dashboard=args.keep_dashboard)
+    if args.command == "bench":
+        from tickwise.engine.bench_cli import cmd_bench
+
+        return cmd_bench(config, args, console)
     if args.command == "dashboard":
         try:
             return cmd_dashboard(config, args.engine, console)

@@ -46,8 +46,13 @@ class MarketConfig:
 
 @dataclass(frozen=True, slots=True)
 class ClientsConfig:
+    """`all_follow`: every client also follows a core portfolio its venue trades, so one
+    signal on a core instrument fans out to every client (the fan-out stress of `tickwise
+    bench`; seeding only, so a store seeded without it is seeded again)."""
+
     count: int = 30_000
     seed: int = 11
+    all_follow: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +303,22 @@ TIERS: dict[str, dict[str, dict[str, Any]]] = {
             "burst_duration_s": 1.0,
         },
         "clients": {"count": 30_000},
+    },
+    # One 16-core node (+ a GPU when there is one): the venues' wire protocols to simulator
+    # servers with network delay, 50,000 ticks/s and the open's burst of 250,000 for 1 s.
+    "seed": {
+        "run": {"tier": "seed", "duration_s": 300.0},
+        "market": {
+            "stocks": 1000,
+            "crypto": 150,
+            "tick_rate": 50_000.0,
+            "burst_at_s": 60.0,
+            "burst_multiplier": 5.0,
+            "burst_duration_s": 1.0,
+        },
+        "clients": {"count": 30_000},
+        "venues": {"mode": "http", "network_delay_ms": 1.0},
+        "engine": {"strategy_shards": 4, "allocators": 4, "routers_per_venue": 2},
     },
 }
 

@@ -536,6 +536,7 @@ class AllocatorActor:
         self._resend_within_ns = int(resend_within_s * 1e9)
         self._counters = {
             "signal_batches_received": 0,
+            "signal_batches_injected": 0,
             "orders_created": 0,
             "orders_journaled": 0,
             "orders_routed": 0,
@@ -582,9 +583,19 @@ class AllocatorActor:
         return self._routers
 
     def on_signals(self, signals: SignalBatch) -> None:
+        """A strategy shard's signals: sized, journaled and routed (see `_trade`)."""
+        self._counters["signal_batches_received"] += 1
+        self._trade(signals)
+
+    def inject(self, signals: SignalBatch) -> None:
+        """Signals from outside the shards (the bench's fan-out stress): traded like any,
+        counted apart so that the drain's count of batches between stages still holds."""
+        self._counters["signal_batches_injected"] += 1
+        self._trade(signals)
+
+    def _trade(self, signals: SignalBatch) -> None:
         """Size, journal and route; the journal commits chunk by chunk and each chunk is routed
         as soon as it is durable, so the first orders leave while later ones are written."""
-        self._counters["signal_batches_received"] += 1
         halts = self._halts.poll()
         if halts is not None:
             self._allocator.set_halts(halts.global_halt, halts.portfolios, halts.clients)

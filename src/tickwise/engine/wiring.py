@@ -30,7 +30,7 @@ from tickwise.model.instruments import AssetClass, InstrumentRegistry, Venue
 from tickwise.model.orders import ExecutionBatch, OrderBatch
 from tickwise.store import open_store
 from tickwise.store.base import Store
-from tickwise.store.seeding import seed_clients
+from tickwise.store.seeding import CORE_PREFIX, seed_clients
 from tickwise.strategy import get_strategy
 from tickwise.strategy.shard import StrategyShard
 from tickwise.tuning.tuner import Tuner, TunerConfig
@@ -501,10 +501,18 @@ def prepare_world(config: Config, run_id: str) -> World:
     registry = build_universe(config.market.stocks, config.market.crypto, seed=config.run.seed)
     store = open_store(config.store.url)
     store.save_instruments(registry)
-    if store.client_count() != config.clients.count:
-        seed_clients(store, registry, config.clients.count, config.clients.seed)
-    book = store.load_client_book()
     portfolios = list(store.load_portfolios())
+    has_core = any(p.name.startswith(CORE_PREFIX) for p in portfolios)
+    if store.client_count() != config.clients.count or has_core != config.clients.all_follow:
+        seed_clients(
+            store,
+            registry,
+            config.clients.count,
+            config.clients.seed,
+            all_follow_portfolio=config.clients.all_follow,
+        )
+        portfolios = list(store.load_portfolios())
+    book = store.load_client_book()
     if config.venues.mode == "http":
         ensure_simulator_credentials(store, book)
     store.start_run(run_id, json.dumps(config.to_dict()))

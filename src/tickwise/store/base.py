@@ -135,6 +135,19 @@ class FillRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalOutcome:
+    """What became of one signal's orders: how many were journaled and answered by their
+    venue (acknowledged or refused), the last journal time, and among the answered the last
+    send and answer times (ns; 0: none)."""
+
+    journaled: int
+    answered: int
+    last_journal_ns: int
+    last_sent_ns: int
+    last_ack_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class EncryptedCredential:
     """One client's credentials at one venue as the store keeps them: the public fields in clear,
     the secret fields only as AES-GCM ciphertext (see `tickwise.venues.credentials`).
@@ -329,6 +342,11 @@ class Store(ABC):
         self, *, client: int | None = None, instrument: int | None = None, limit: int = 100
     ) -> list[FillRecord]:
         """The newest recorded fills of a client, of an instrument, or of both, newest first."""
+
+    @abstractmethod
+    def signal_outcome(self, signal_id: int) -> SignalOutcome:
+        """The orders of one signal, counted, with their latest journal, send and answer
+        times (the fan-out stress reads it)."""
 
     @abstractmethod
     def orders_by_ids(

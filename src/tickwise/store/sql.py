@@ -36,6 +36,7 @@ from tickwise.store.base import (
     Halt,
     OrderRecord,
     PositionRows,
+    SignalOutcome,
     Store,
     as_json,
     canonical_halt_scope,
@@ -303,6 +304,26 @@ class SqlStore(Store, Generic[T]):
             )
             for r in rows
         ]
+
+    def signal_outcome(self, signal_id: int) -> SignalOutcome:
+        (row,) = self._read(
+            "SELECT COUNT(*), COALESCE(MAX(ts_journal), 0) FROM orders WHERE signal_id = ?",
+            (int(signal_id),),
+        )
+        (sent,) = self._read(
+            "SELECT COUNT(DISTINCT e.client_order_id), COALESCE(MAX(e.ts_sent), 0),"
+            " COALESCE(MAX(e.ts_ack), 0)"
+            " FROM orders o JOIN executions e ON e.client_order_id = o.client_order_id"
+            " WHERE o.signal_id = ?",
+            (int(signal_id),),
+        )
+        return SignalOutcome(
+            journaled=int(row[0]),
+            answered=int(sent[0]),
+            last_journal_ns=int(row[1]),
+            last_sent_ns=int(sent[1]),
+            last_ack_ns=int(sent[2]),
+        )
 
     def orders_by_ids(
         self, client_order_ids: Sequence[str] | npt.NDArray[np.bytes_]

@@ -72,6 +72,7 @@ class TunerStats:
     rounds: int = 0
     busy_s: float = 0.0
     sets_evaluated: int = 0
+    set_ticks: int = 0  # parameter sets x ticks backtested (the grid's work)
     periods_s: list[float] = field(default_factory=list)
     tuned: set[int] = field(default_factory=set)
 
@@ -158,8 +159,10 @@ class Tuner:
         started = self._clock()
         group = self._groups[int(self._group_of[inst[0]])]
         windows = Windows.ending(self.window.newest_ns + 1, self.config.walk)
+        ticks = 0
         try:
             series = self.window.series(inst, windows.start_ns, windows.end_ns)
+            ticks = int(series.ts.size)
             outcomes = walk_forward(
                 group.bt, series, group.sets, group.live[inst], windows, self.config.walk
             )
@@ -182,6 +185,7 @@ class Tuner:
         self.stats.rounds += 1
         self.stats.busy_s += finished - started
         self.stats.sets_evaluated += int(inst.size * len(group.sets))
+        self.stats.set_ticks += ticks * len(group.sets)
         return records
 
     def _apply(self, group: _Group, instrument: int, o: Outcome, w: Windows) -> Retune:
@@ -229,6 +233,7 @@ class Tuner:
             "median_period_s": round(float(np.median(periods)), 2) if periods.size else 0.0,
             "p99_period_s": round(float(np.percentile(periods, 99)), 2) if periods.size else 0.0,
             "sets_evaluated_per_s": round(s.sets_evaluated / elapsed_s, 1) if elapsed_s else 0.0,
+            "set_ticks_per_s": round(s.set_ticks / elapsed_s, 1) if elapsed_s else 0.0,
             "busy_share": round(s.busy_s / elapsed_s, 3) if elapsed_s else 0.0,
             "device": self.device,
         }

@@ -518,3 +518,21 @@ def test_recent_orders_and_fills_of_a_client_or_an_instrument_come_newest_first(
     assert store.recent_fills(client=99) == [] and store.recent_orders(instrument=99) == []
     with pytest.raises(ValueError, match="whose rows"):
         store.recent_fills()
+
+
+def test_a_signals_outcome_counts_its_orders_and_their_last_times(store: Store) -> None:
+    fanned = make_orders(70, list(range(1, 6)))
+    fanned.ts_journal[:] += np.arange(5)
+    store.journal_orders(fanned, "r1")
+    store.journal_orders(make_orders(71, [1]), "r1")
+    answered = fanned.take(np.arange(3))
+    store.record_executions(make_execs(answered, OrderState.ACKED))
+    store.record_executions(make_execs(answered.take(np.array([0])), OrderState.FILLED, 2.0, 9.0))
+
+    out = store.signal_outcome(70)
+    assert out.journaled == 5 and out.answered == 3
+    assert out.last_journal_ns == int(fanned.ts_journal.max())
+    assert out.last_sent_ns == int(answered.ts_alloc.max()) + 10  # as make_execs stamps them
+    assert out.last_ack_ns == int(answered.ts_alloc.max()) + 20
+    nothing = store.signal_outcome(99)
+    assert (nothing.journaled, nothing.answered, nothing.last_ack_ns) == (0, 0, 0)
