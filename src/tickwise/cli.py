@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tickwise import __version__
-from tickwise.config import Config, ConfigError, load, scale_instruments
+from tickwise.config import Config, ConfigError, load, redact_url, scale_instruments
 from tickwise.errors import one_line
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def cmd_run(config: Config, console: Console, keep_dashboard: bool = False) -> i
     console.print(
         f"tickwise {__version__}: tier {config.run.tier}, {config.instruments:,} instruments, "
         f"{config.clients.count:,} clients, {config.market.tick_rate:,.0f} ticks/s, "
-        f"{config.run.duration_s:g} s, store {config.store.url}",
+        f"{config.run.duration_s:g} s, store {redact_url(config.store.url)}",
         highlight=False,
     )
     panel = LivePanel(Console(stderr=True), interactive=None if config.run.live_panel else False)
@@ -265,7 +265,7 @@ def cmd_clients_seed(config: Config, console: Console) -> int:
         seed_clients(store, registry, config.clients.count, config.clients.seed)
         console.print(
             f"seeded {store.client_count():,} clients over {len(registry):,} instruments "
-            f"into {config.store.url}",
+            f"into {redact_url(config.store.url)}",
             highlight=False,
         )
     finally:

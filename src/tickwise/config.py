@@ -264,6 +264,7 @@ class Config:
         out = {f.name: dataclasses.asdict(getattr(self, f.name)) for f in fields(self)}
         if out["dashboard"]["token"]:
             out["dashboard"]["token"] = "(set)"
+        out["store"]["url"] = redact_url(out["store"]["url"])
         return out
 
 
@@ -446,6 +447,16 @@ def apply(config: Config, overrides: Mapping[str, Any], source: str) -> Config:
             raise ConfigError(f"{source}: [{name}] must be a table of settings")
         changes[name] = _apply_section(getattr(config, name), name, values, source)
     return replace(config, **changes)
+
+
+def redact_url(url: str) -> str:
+    """`url` with the password of its user part hidden ("postgresql://u:***@host/db"), fit to
+    print or record."""
+    scheme, sep, rest = url.partition("://")
+    user, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in user:
+        return url
+    return f"{scheme}://{user.split(':', 1)[0]}:***@{host}"
 
 
 def load(

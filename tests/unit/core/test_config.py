@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tickwise.config import ConfigError, RiskConfig, load, scale_instruments
+from tickwise.config import ConfigError, RiskConfig, load, redact_url, scale_instruments
 from tickwise.model.instruments import Venue
 
 
@@ -113,3 +113,17 @@ def test_a_broken_risk_setting_gives_one_line_naming_it(
 def test_a_risk_config_built_in_code_is_validated_too(field: str, value: float) -> None:
     with pytest.raises(ConfigError, match=rf"^\[risk\] {field}: .* is out of range"):
         RiskConfig(**{field: value})
+
+
+def test_the_recorded_configuration_never_holds_a_secret() -> None:
+    config = load(
+        overrides={
+            "store": {"url": "postgresql://trader:s3cret@db:5432/tw"},
+            "dashboard": {"token": "tok-123"},
+        }
+    )
+    recorded = str(config.to_dict())
+    assert "s3cret" not in recorded and "tok-123" not in recorded
+    assert config.to_dict()["store"]["url"] == "postgresql://trader:***@db:5432/tw"
+    assert config.store.url.endswith("s3cret@db:5432/tw")  # the run itself still connects
+    assert redact_url("sqlite:///var/tw.sqlite") == "sqlite:///var/tw.sqlite"
