@@ -22,7 +22,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import ray
 from ray.actor import ActorHandle
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tickwise.config import Config, ticks_dir
 from tickwise.data.recorder import TickRecorder
@@ -103,6 +104,11 @@ class Engine:
 
     def start(self) -> None:
         if self.config.venues.mode == "http" and MASTER_KEY_ENV not in os.environ:
+            if self.config.engine.address:
+                raise RuntimeError(
+                    f"--venues http on a cluster: set {MASTER_KEY_ENV} on every node before "
+                    "Ray starts there (each router opens its clients' credentials with it)"
+                )
             if ray.is_initialized():
                 raise RuntimeError(
                     f"--venues http: set {MASTER_KEY_ENV} before Ray starts (the routers open "
@@ -147,7 +153,8 @@ class Engine:
     def _spawn(self, world: wiring.World) -> Actors:
         cfg = self.config
         pin = self._pin
-        ledger = LedgerActor.options(**RESTARTABLE).remote(  # type: ignore[attr-defined]
+        live = {**RESTARTABLE, **self._spread()}
+        ledger = LedgerActor.options(**live).remote(  # type: ignore[attr-defined]
             pin(world.make_ledger), pin(world.make_store), history=pin(world.fill_history())
         )
         n_alloc = len(world.allocator_books)
@@ -167,7 +174,7 @@ class Engine:
             router_specs = world.network_router_specs(endpoints)
         for i in range(n_alloc):
             allocators.append(
-                AllocatorActor.options(**RESTARTABLE).remote(  # type: ignore[attr-defined]
+                AllocatorActor.options(**live).remote(  # type: ignore[attr-defined]
                     pin(world.allocator_factory(i)),
                     pin(world.journal_factory()),
                     pin(world.router_names()),
@@ -181,7 +188,7 @@ class Engine:
         for venue, lanes in router_specs.items():
             routers[venue] = [
                 VenueRouterActor.options(  # type: ignore[attr-defined]
-                    name=world.router_name(venue, lane), **RESTARTABLE
+                    name=world.router_name(venue, lane), **live
                 ).remote(
                     pin(make_venue),
                     ledger,
@@ -196,7 +203,7 @@ class Engine:
                 for lane, make_venue in enumerate(lanes)
             ]
         shards = [
-            StrategyShardActor.options(**RESTARTABLE).remote(  # type: ignore[attr-defined]
+            StrategyShardActor.options(**live).remote(  # type: ignore[attr-defined]
                 pin(world.shard_factory(s)),
                 allocators,
                 pin(world.shard_restore(s)),
@@ -207,7 +214,10 @@ class Engine:
         ]
         recorder = None
         if cfg.ticks.record:
-            recorder = TickRecorderActor.remote(  # type: ignore[attr-defined]
+            # It writes the tick store on the disk of the machine that runs the engine.
+            recorder = TickRecorderActor.options(  # type: ignore[attr-defined]
+                **self._on_driver_node()
+            ).remote(
                 partial(
                     _make_recorder,
                     str(ticks_dir(cfg).resolve()),
@@ -222,7 +232,7 @@ class Engine:
             # otherwise it takes no CPU reservation and runs at a low OS priority.
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
             tuner = TunerActor.options(  # type: ignore[attr-defined]
-                num_gpus=gpus, **RESTARTABLE
+                num_gpus=gpus, **live
             ).remote(
                 pin(world.tuner_factory()),
                 shards,
@@ -231,7 +241,7 @@ class Engine:
                 cfg.tuning.threads,
                 cfg.tuning.nice,
             )
-        feed = FeedActor.options(**RESTARTABLE).remote(  # type: ignore[attr-defined]
+        feed = FeedActor.options(**live).remote(  # type: ignore[attr-defined]
             pin(world.make_source),
             pin(world.make_validator),
             shards,
@@ -319,10 +329,40 @@ class Engine:
 
     def _start_venue_servers(self, world: wiring.World) -> dict[Venue, ActorHandle]:
         """One simulator server per venue that has clients and no `[venues] <venue>_url`."""
+        # A server stands for an exchange and holds its books, which no restart could rebuild:
+        # it lives with the engine's driver, whose loss ends the run anyway.
+        specs = world.server_specs()
+        if self.config.engine.address:  # routers on other nodes reach it at this node's address
+            here = ray.util.get_node_ip_address()
+            specs = {venue: replace(spec, host=here) for venue, spec in specs.items()}
         return {
-            venue: VenueServerActor.remote(spec)  # type: ignore[attr-defined]
-            for venue, spec in world.server_specs().items()
+            venue: VenueServerActor.options(  # type: ignore[attr-defined]
+                **self._on_driver_node()
+            ).remote(spec)
+            for venue, spec in specs.items()
         }
+
+    def _spread(self) -> dict[str, Any]:
+        """Where the restartable live stages go: on a cluster (`[engine] address`), spread over
+        its nodes by Ray's own scheduler; a local run places them as Ray does by default.
+
+        Plain SPREAD rather than a placement group: when a node dies, Ray restarts each of its
+        actors on a surviving node under the same strategy, whereas an actor of a placement
+        group's bundle waits for that bundle to be placed again, which the lost node's share of
+        the group may never be. Resource requests (the tuner's GPU) still decide which nodes
+        can take an actor at all."""
+        if not self.config.engine.address:
+            return {}
+        return {"scheduling_strategy": "SPREAD"}
+
+    def _on_driver_node(self) -> dict[str, Any]:
+        """On a cluster, pins an actor to the node of the process that runs the engine (what
+        lives beside the driver: the simulated venues, the local tick store); a local run
+        places it as Ray does by default."""
+        if not self.config.engine.address:
+            return {}
+        here = ray.get_runtime_context().get_node_id()
+        return {"scheduling_strategy": NodeAffinitySchedulingStrategy(here, soft=False)}
 
     def request_stop(self) -> None:
         self._stop_requested = True

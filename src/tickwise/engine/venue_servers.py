@@ -1,6 +1,7 @@
 """The venues' simulator servers of a `--venues http` run, each in its own Ray actor process.
 
-Each server speaks its venue's REST and WebSocket protocols on 127.0.0.1 and follows the run's
+Each server speaks its venue's REST and WebSocket protocols on 127.0.0.1 (on a cluster, on its
+node's address, for routers on other nodes) and follows the run's
 own market: the feed hands it the validated ticks (as it does the tuner), so its fills happen at
 the prices the strategies saw. The routers reach it over real HTTP, like a remote venue.
 """
