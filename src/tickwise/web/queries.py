@@ -27,10 +27,16 @@ from tickwise.engine.halts import halt as set_halt
 from tickwise.engine.halts import resume as clear_halt
 from tickwise.engine.summary import flow_totals
 from tickwise.model.clients import ClientBook
-from tickwise.model.instruments import VENUE_RULES, AssetClass, InstrumentRegistry, Venue
+from tickwise.model.instruments import (
+    VENUE_RULES,
+    AssetClass,
+    Instrument,
+    InstrumentRegistry,
+    Venue,
+)
 from tickwise.model.orders import OrderState, Side
 from tickwise.store import FillRecord, Halt, OrderRecord, Store, canonical_halt_scope
-from tickwise.tuning.records import Retune
+from tickwise.tuning.records import CurrentParams, Retune
 from tickwise.web.live import LiveState, actor_parts, rejects_by_reason
 
 MAX_LIMIT = 500
@@ -139,23 +145,24 @@ class Queries:
         )
         chosen.sort(key=lambda i: (not i.symbol.upper().startswith(needle), i.symbol))
         current = self.store.current_params()
-        now_ns = int(self._clock() * 1e9)
-        rows = []
-        for inst in chosen[offset : offset + _limit(limit)]:
-            params = current.get(inst.symbol)
-            rows.append(
-                {
-                    "symbol": inst.symbol,
-                    "index": inst.index,
-                    "venue": self._venues_of(inst.asset_class),
-                    "asset_class": inst.asset_class.name.lower(),
-                    "strategy": params.strategy if params else self._strategy(inst.asset_class),
-                    "params": _finite_map(params.params) if params else {},
-                    "params_age_s": _age(params.swapped_at_ns, now_ns) if params else None,
-                    "last_score": _finite(params.last_score) if params else None,
-                }
-            )
+        page = chosen[offset : offset + _limit(limit)]
+        rows = [self._instrument_row(inst, current.get(inst.symbol)) for inst in page]
         return {"total": len(chosen), "instruments": rows}
+
+    def _instrument_row(self, inst: Instrument, params: CurrentParams | None) -> dict[str, Any]:
+        """An instrument and what is live for it according to the audit trail."""
+        return {
+            "symbol": inst.symbol,
+            "index": inst.index,
+            "venue": self._venues_of(inst.asset_class),
+            "asset_class": inst.asset_class.name.lower(),
+            "strategy": params.strategy if params else self._strategy(inst.asset_class),
+            "params": _finite_map(params.params) if params else {},
+            "params_age_s": _age(params.swapped_at_ns, int(self._clock() * 1e9))
+            if params
+            else None,
+            "last_score": _finite(params.last_score) if params else None,
+        }
 
     def instrument(self, symbol: str) -> dict[str, Any]:
         inst = self._instrument(symbol)
@@ -164,15 +171,7 @@ class Queries:
         fills = self.store.recent_fills(instrument=inst.index, limit=MAX_LIMIT)
         retunes = self.store.retune_history(inst.symbol, limit=50)
         return {
-            "symbol": inst.symbol,
-            "index": inst.index,
-            "venue": self._venues_of(inst.asset_class),
-            "asset_class": inst.asset_class.name.lower(),
-            "strategy": current.strategy if current else self._strategy(inst.asset_class),
-            "params": _finite_map(current.params) if current else {},
-            "params_age_s": _age(current.swapped_at_ns, int(self._clock() * 1e9))
-            if current
-            else None,
+            **self._instrument_row(inst, current),
             "prices": self._prices(inst.symbol),
             "signals": _signals(orders),
             "fills": [_fill_point(f) for f in reversed(fills)],
@@ -392,7 +391,7 @@ class Queries:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _instrument(self, symbol: str) -> Any:
+    def _instrument(self, symbol: str) -> Instrument:
         try:
             return self.registry.by_symbol(symbol)
         except KeyError:
