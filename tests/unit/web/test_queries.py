@@ -80,7 +80,7 @@ def test_a_client_shows_the_live_ledger_orders_and_an_equity_curve(q: Queries) -
     assert [o["side"] for o in one["orders"]] == ["sell", "buy"]  # newest first
     assert one["open_orders"] == []
     assert len(one["equity_curve"]) == 2
-    assert q.client(2)["open_orders"][0]["state"] == "journaled"
+    assert q.client(2)["open_orders"][0]["state"] == "acked"
     with pytest.raises(NotFoundError):
         q.client(10_000)
 

@@ -72,7 +72,8 @@ class World:
 
 def make_world(tmp_path: Path, clients: int = 300) -> World:
     """300 clients over 10 instruments; client 1 bought 5 of instrument 0 at 100 then sold 2
-    at 110; client 2 has an order still open; a live state with two snapshots a second apart."""
+    at 110; client 2's buy is acknowledged and still open; a live state with two snapshots a
+    second apart."""
     path = tmp_path / "tickwise.sqlite"
     store = SQLiteStore(path)
     registry = build_universe(8, 2, seed=3)
@@ -89,6 +90,9 @@ def make_world(tmp_path: Path, clients: int = 300) -> World:
             fee=0.5, ts_ack=ack,
         )
     )  # fmt: skip
+    store.record_executions(  # client 2's buy is working at the venue
+        ExecutionBatch.answering(buy.take(np.array([1])), OrderState.ACKED, ts_ack=ack)
+    )
     store.record_executions(
         ExecutionBatch.answering(
             sell, OrderState.FILLED, fill_qty=2.0, fill_price=110.0, fee=0.2,
