@@ -54,6 +54,16 @@ class LatencyHistogram:
         upper = EDGES_NS[bucket] if bucket < len(EDGES_NS) else float(self.max_ns)
         return float(min(upper, self.max_ns))
 
+    def since(self, earlier: LatencyHistogram | None) -> LatencyHistogram:
+        """What was recorded after `earlier`, a past state of this cumulative histogram (all
+        of it when there is none, or when this one began again: its actor restarted). The
+        maximum stays the cumulative one, an upper bound."""
+        recent = LatencyHistogram(self.counts.copy(), self.max_ns, self.total)
+        if earlier is not None and not (self.counts < earlier.counts).any():
+            recent.counts -= earlier.counts
+            recent.total = int(recent.counts.sum())
+        return recent
+
     def summary_ms(self) -> dict[str, float]:
         return {
             "p50": round(self.percentile_ns(50) / 1e6, 3),

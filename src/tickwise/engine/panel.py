@@ -63,9 +63,7 @@ class LivePanel:
             ack = timer.histograms.get("ack")
             recent = LatencyHistogram()
             if ack is not None:
-                recent.counts = ack.counts - self._last_ack.counts
-                recent.total = int(recent.counts.sum())
-                recent.max_ns = ack.max_ns
+                recent = ack.since(self._last_ack)
                 self._last_ack = ack
             p99 = recent.percentile_ns(99) / 1e6
             self.console.print(

@@ -114,7 +114,7 @@ class LiveState:
                     for stage, hist in hists.items()
                 }
                 self._points.append(Point(now, rates, {k: v for k, v in latency.items() if v}))
-            self._last = (now, totals, {k: _copy(h) for k, h in hists.items()})
+            self._last = (now, totals, {k: h.since(None) for k, h in hists.items()})
             self._record_venues(now, snapshot)
 
     def _record_venues(self, now: float, snapshot: Mapping[str, Any]) -> None:
@@ -193,20 +193,11 @@ def actor_parts(snapshot: Mapping[str, Any]) -> dict[str, Sequence[Mapping[str, 
     return parts
 
 
-def _copy(hist: LatencyHistogram) -> LatencyHistogram:
-    return LatencyHistogram(hist.counts.copy(), hist.max_ns, hist.total)
-
-
 def _interval_percentiles(
     now: LatencyHistogram, before: LatencyHistogram | None
 ) -> dict[str, float]:
     """p50/p99 (ms) of what was recorded between two cumulative histograms ({}: nothing)."""
-    recent = _copy(now)
-    if before is not None:
-        recent.counts = now.counts - before.counts
-        if (recent.counts < 0).any():  # an actor restarted: its histogram began again
-            recent = _copy(now)
-        recent.total = int(recent.counts.sum())
+    recent = now.since(before)
     if recent.total == 0:
         return {}
     return {

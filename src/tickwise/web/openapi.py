@@ -297,6 +297,10 @@ def _get(summary: str, schema: str, params: list[dict[str, Any]], *errors: int) 
 
 
 _LIMIT = {"type": "integer", "minimum": 0, "maximum": 999_999_999}
+_PAGE = [
+    _query("limit", _LIMIT, "at most this many (capped at 500)"),
+    _query("offset", _LIMIT, "skip this many"),
+]
 
 
 @cache
@@ -315,8 +319,7 @@ def openapi_document() -> dict[str, Any]:
             "Instruments",
             [
                 _query("q", {**_STR, "maxLength": 200}, "part of a symbol"),
-                _query("limit", _LIMIT, "at most this many (capped at 500)"),
-                _query("offset", _LIMIT, "skip this many"),
+                *_PAGE,
             ],
             400,
         ),
@@ -332,8 +335,7 @@ def openapi_document() -> dict[str, Any]:
             [
                 _query("q", {**_STR, "maxLength": 200}, "the digits of a client id"),
                 _query("venue", {"enum": ["", "alpaca", "binance", "etrade"]}, "only this venue"),
-                _query("limit", _LIMIT, "at most this many (capped at 500)"),
-                _query("offset", _LIMIT, "skip this many"),
+                *_PAGE,
             ],
             400,
         ),

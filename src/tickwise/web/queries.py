@@ -36,6 +36,7 @@ from tickwise.model.instruments import (
 )
 from tickwise.model.orders import OrderState, Side
 from tickwise.store import FillRecord, Halt, OrderRecord, Store, canonical_halt_scope
+from tickwise.telemetry import merge_counters
 from tickwise.tuning.records import CurrentParams, Retune
 from tickwise.web.live import LiveState, actor_parts, rejects_by_reason
 
@@ -286,9 +287,9 @@ class Queries:
             by_venue.setdefault(venue, []).append(router)
         out = []
         for venue, routers in by_venue.items():
-            counters = _merge(r["counters"] for r in routers)
-            adapter = _merge(
-                {k: v for k, v in r.get("venue", {}).items() if isinstance(v, int | float)}
+            counters = merge_counters(r["counters"] for r in routers)
+            adapter = merge_counters(
+                {k: int(v) for k, v in r.get("venue", {}).items() if isinstance(v, int | float)}
                 for r in routers
             )
             errors = {k: int(v) for k, v in adapter.items() if _is_error(k) and v}
@@ -566,19 +567,11 @@ def _portfolios_by_client(book: ClientBook) -> dict[int, list[int]]:
     return out
 
 
-def _merge(parts: Any) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for part in parts:
-        for key, value in part.items():
-            out[key] = out.get(key, 0) + value
-    return out
-
-
 def _is_error(name: str) -> bool:
     return any(word in name for word in ("error", "rate_limited", "timeout", "disconnect", "5xx"))
 
 
-def _stream_status(adapter: Mapping[str, float]) -> str:
+def _stream_status(adapter: Mapping[str, int]) -> str:
     if not any(k.startswith("stream") for k in adapter):
         return "none"
     up = adapter.get("stream_connects", 0) or adapter.get("streams_open", 0)

@@ -38,3 +38,16 @@ def test_round_trip_through_dict() -> None:
     hist.record([2_000_000, 5_000_000, 90_000_000])
     back = LatencyHistogram.from_dict(hist.to_dict())
     assert back.summary_ms() == hist.summary_ms()
+
+
+def test_since_keeps_what_was_recorded_after_an_earlier_state_or_all_after_a_restart() -> None:
+    hist = LatencyHistogram()
+    hist.record([1_000_000] * 10)
+    earlier = hist.since(None)
+    hist.record([50_000_000] * 2)
+    recent = hist.since(earlier)
+    assert recent.total == 2 and recent.percentile_ns(50) >= 50_000_000
+    restarted = LatencyHistogram()
+    restarted.record([2_000_000])
+    assert restarted.since(earlier).total == 1  # counts began again: all of it is recent
+    assert hist.since(None).total == 12 and hist.total == 12  # the original is untouched
