@@ -678,6 +678,7 @@ class VenueRouterActor:
         self._bounds = allocator_bounds
         self._poll_s = poll_interval_ms / 1000.0
         self._poller: asyncio.Task[None] | None = None
+        self._opening: asyncio.Future[None] | None = None
         self._counters = {
             "orders_received": 0,
             "orders_sent": 0,
@@ -700,17 +701,31 @@ class VenueRouterActor:
         self._timer = StageTimer(["sent", "ack", "venue"])
 
     async def start(self) -> None:
-        """Connect and start polling; idempotent (every entry point calls it, so a router Ray
-        restarted after a crash starts by itself with its next message)."""
-        if self._poller is None:
-            opener = getattr(self._venue, "start", None)  # network adapters connect first
-            if opener is not None:
-                await opener()
-            self._poller = asyncio.get_running_loop().create_task(self._poll_loop())
-            if self._restarted and self._lane_unanswered is not None:
-                self._restarted = False
-                self._counters["restarts_recovered"] += 1
-                await self.resolve(self._lane_unanswered(), time.time_ns() - self._resend_within_ns)
+        """Connect and start polling; idempotent and safe to call concurrently (every entry
+        point calls it, so a router Ray restarted after a crash starts by itself with its next
+        message, whichever it is). Callers that arrive while it connects wait for it, and for
+        the settlement of the lane's unanswered orders after a restart."""
+        if self._poller is not None:
+            return
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open())
+        opening = self._opening
+        try:
+            await asyncio.shield(opening)
+        except Exception:
+            if self._opening is opening:
+                self._opening = None  # the next message tries again
+            raise
+
+    async def _open(self) -> None:
+        opener = getattr(self._venue, "start", None)  # network adapters connect first
+        if opener is not None:
+            await opener()
+        self._poller = asyncio.get_running_loop().create_task(self._poll_loop())
+        if self._restarted and self._lane_unanswered is not None:
+            self._restarted = False
+            self._counters["restarts_recovered"] += 1
+            await self.resolve(self._lane_unanswered(), time.time_ns() - self._resend_within_ns)
 
     async def resolve(self, orders: OrderBatch, fresh_after_ns: int) -> dict[str, int]:
         """Settle journaled orders without a recorded final answer by asking the venue about each
@@ -839,6 +854,8 @@ class VenueRouterActor:
         return int(self._venue.pending())
 
     async def positions(self) -> Any:
+        # Possibly the first message of a router Ray restarted after the last order of the run.
+        await self.start()
         return await self._venue.positions()
 
     def stats(self) -> Stats:

@@ -236,8 +236,15 @@ def test_faults_neither_lose_nor_double_an_order(
         if s == OrderState.FILLED
     }
     assert filled == set(at_exchange)
-    assert sum(ctx.faults.injected.values()) > 0
-    assert stats["unknown_resolved"] + stats["resent"] > 0
+    # The faults reached the client as what they are. A POST without any answer (dropped, or
+    # held past the client's timeout) is always an unknown outcome; one answered with a 5xx is
+    # too, unless the order's stream event got there first. The seeded plan puts a drop or a
+    # timeout among the first batch's POSTs, whichever order they arrive in.
+    injected = ctx.faults.injected
+    unanswered = injected[Fault.DROP.value] + injected[Fault.TIMEOUT.value]
+    answered_5xx = injected[Fault.UNKNOWN.value] + injected[Fault.ERROR_5XX.value]
+    assert unanswered > 0, injected
+    assert unanswered <= stats["unknown_outcomes"] <= unanswered + answered_5xx, (stats, injected)
 
 
 def test_server_counts_requests_per_key_and_refuses_the_excess_with_429(
