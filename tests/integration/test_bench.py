@@ -41,7 +41,10 @@ def test_the_tiny_bench_fans_one_signal_out_to_every_follower(
     assert buy["signal"] == "buy all" and sell["signal"] == "sell all"
     for stress in (buy, sell):
         assert stress["orders"] > 0 and stress["answered"] == stress["orders"]
-        assert 0 < stress["last_journaled_ms"] <= stress["last_sent_ms"] <= stress["last_ack_ms"]
+        assert 0 < stress["last_sized_ms"] <= stress["last_journaled_ms"]
+        assert 0 < stress["first_journaled_ms"] <= stress["last_journaled_ms"]
+        assert stress["first_journaled_ms"] <= stress["first_sent_ms"] <= stress["last_sent_ms"]
+        assert stress["last_journaled_ms"] <= stress["last_sent_ms"] <= stress["last_ack_ms"]
     assert sell["orders"] >= 0.9 * len(book)  # the sell reaches (nearly) every holder
     cost, throughput = result["cost"], result["throughput"]
     assert cost["cpu_s_per_million_ticks"] > 0 and cost["peak_rss_mb"] > 100

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -225,10 +226,18 @@ def _outcome(store: Store, signal: StressSignal) -> dict[str, Any]:
         "instruments": list(signal.instruments),
         "orders": journaled,
         "answered": answered,
+        "last_sized_ms": since(max(o.last_alloc_ns for o in outcomes)),
+        "first_journaled_ms": since(_earliest(o.first_journal_ns for o in outcomes)),
         "last_journaled_ms": since(max(o.last_journal_ns for o in outcomes)),
+        "first_sent_ms": since(_earliest(o.first_sent_ns for o in outcomes)),
         "last_sent_ms": since(max(o.last_sent_ns for o in outcomes)),
         "last_ack_ms": since(max(o.last_ack_ns for o in outcomes)),
     }
+
+
+def _earliest(times_ns: Iterable[int]) -> int:
+    """The earliest of times where 0 means "none"; 0 when there is none."""
+    return min((t for t in times_ns if t), default=0)
 
 
 def _gpus() -> list[str]:

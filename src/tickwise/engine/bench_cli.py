@@ -65,8 +65,12 @@ def bench_table(result: dict[str, Any]) -> Table:
             f"{f['orders']:,} orders, {f['answered']:,} answered",
         )
         table.add_row(
-            "  last journaled / sent / acked, ms after the signal",
-            f"{f['last_journaled_ms']} / {f['last_sent_ms']} / {f['last_ack_ms']}",
+            "  last sized; first / last journaled, ms after the signal",
+            f"{f['last_sized_ms']}; {f['first_journaled_ms']} / {f['last_journaled_ms']}",
+        )
+        table.add_row(
+            "  first / last sent; last acked, ms after the signal",
+            f"{f['first_sent_ms']} / {f['last_sent_ms']}; {f['last_ack_ms']}",
         )
     if result["fanout_error"]:
         table.add_row("fan-out", f"failed: {result['fanout_error']}")

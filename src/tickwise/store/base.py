@@ -137,14 +137,18 @@ class FillRecord:
 @dataclass(frozen=True, slots=True)
 class SignalOutcome:
     """What became of one signal's orders: how many were journaled and answered by their
-    venue (acknowledged or refused), the last journal time, and among the answered the last
-    send and answer times (ns; 0: none)."""
+    venue (acknowledged or refused); when the last was sized and the first and last were
+    journaled; and among the answered, when the first and last were sent and the last answered
+    (ns; 0: none). Where a fan-out's time goes, stage by stage."""
 
     journaled: int
     answered: int
     last_journal_ns: int
     last_sent_ns: int
     last_ack_ns: int
+    last_alloc_ns: int = 0
+    first_journal_ns: int = 0
+    first_sent_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -311,12 +311,13 @@ class SqlStore(Store, Generic[T]):
 
     def signal_outcome(self, signal_id: int) -> SignalOutcome:
         (row,) = self._read(
-            "SELECT COUNT(*), COALESCE(MAX(ts_journal), 0) FROM orders WHERE signal_id = ?",
+            "SELECT COUNT(*), COALESCE(MAX(ts_journal), 0), COALESCE(MAX(ts_alloc), 0),"
+            " COALESCE(MIN(ts_journal), 0) FROM orders WHERE signal_id = ?",
             (int(signal_id),),
         )
         (sent,) = self._read(
             "SELECT COUNT(DISTINCT e.client_order_id), COALESCE(MAX(e.ts_sent), 0),"
-            " COALESCE(MAX(e.ts_ack), 0)"
+            " COALESCE(MAX(e.ts_ack), 0), COALESCE(MIN(e.ts_sent), 0)"
             " FROM orders o JOIN executions e ON e.client_order_id = o.client_order_id"
             " WHERE o.signal_id = ?",
             (int(signal_id),),
@@ -327,6 +328,9 @@ class SqlStore(Store, Generic[T]):
             last_journal_ns=int(row[1]),
             last_sent_ns=int(sent[1]),
             last_ack_ns=int(sent[2]),
+            last_alloc_ns=int(row[2]),
+            first_journal_ns=int(row[3]),
+            first_sent_ns=int(sent[3]),
         )
 
     def orders_by_ids(

@@ -522,6 +522,7 @@ def test_recent_answered_orders_and_fills_of_a_client_or_an_instrument_come_newe
 def test_a_signals_outcome_counts_its_orders_and_their_last_times(store: Store) -> None:
     fanned = make_orders(70, list(range(1, 6)))
     fanned.ts_journal[:] += np.arange(5)
+    fanned.ts_alloc[:] -= np.arange(5)
     store.journal_orders(fanned, "r1")
     store.journal_orders(make_orders(71, [1]), "r1")
     answered = fanned.take(np.arange(3))
@@ -531,6 +532,9 @@ def test_a_signals_outcome_counts_its_orders_and_their_last_times(store: Store) 
     out = store.signal_outcome(70)
     assert out.journaled == 5 and out.answered == 3
     assert out.last_journal_ns == int(fanned.ts_journal.max())
+    assert out.first_journal_ns == int(fanned.ts_journal.min())
+    assert out.last_alloc_ns == int(fanned.ts_alloc.max())
+    assert out.first_sent_ns == int(answered.ts_alloc.min()) + 10
     assert out.last_sent_ns == int(answered.ts_alloc.max()) + 10  # as make_execs stamps them
     assert out.last_ack_ns == int(answered.ts_alloc.max()) + 20
     nothing = store.signal_outcome(99)
