@@ -21,6 +21,7 @@ STEPS: tuple[tuple[int, str], ...] = (
     (4, "venue credentials, encrypted at rest"),
     (5, "trading halts and checkpoints"),
     (6, "indexes of executions by client and by instrument (dashboard, CLI)"),
+    (7, "SQLite: executions in a file of their own, so the ledger never holds the journal's lock"),
 )
 
 

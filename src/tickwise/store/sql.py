@@ -140,7 +140,8 @@ class SqlStore(Store, Generic[T]):
     # --- schema --------------------------------------------------------------------------------
 
     def migrate(self) -> int:
-        with self._write() as tx:
+        # On the session's connection: in SQLite the one that sees every file of the store.
+        with self._transaction(write=True) as tx:
             self._before_migrating(tx)
             tx.run(_SCHEMA_VERSION_TABLE)
             version = int(tx.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_version"))

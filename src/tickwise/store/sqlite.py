@@ -1,11 +1,20 @@
 """The SQLite back end: the default store on one machine.
 
-Several processes (one allocator actor per client range, the ledger) write the same file at
-once, so the database runs in WAL mode (readers never block the writer), `synchronous=NORMAL`
-(a commit survives a process crash; only an OS crash can lose the last commits), and every write
-is one `BEGIN IMMEDIATE` transaction that waits up to `busy_timeout` for the write lock instead of
-failing. Each store object owns one connection, opened lazily in the process that uses it and
-reopened after a fork (a connection is never shared across processes).
+Several processes (one allocator actor per client range, the ledger) write at once, so the
+database runs in WAL mode (readers never block the writer), `synchronous=NORMAL` (a commit
+survives a process crash; only an OS crash can lose the last commits), and every write is one
+`BEGIN IMMEDIATE` transaction that waits up to `busy_timeout` for the write lock instead of
+failing.
+
+SQLite has one writer lock per database file, so the store is two files: the main one (the
+order journal, reference data, runs, re-tunes, halts, checkpoints) and, beside it, the
+executions (`x.sqlite` and `x.executions.sqlite`). The ledger records every acknowledgement and
+fill; in one file its writes held the lock the allocators need to journal, and a 37,000-order
+fan-out waited behind them. Each store object keeps up to three connections, opened lazily in
+the process that uses them and reopened after a fork (never shared across processes): a writer
+on each file (a `BEGIN IMMEDIATE` on a connection takes the lock of every file it has attached,
+so a writer attaches nothing) and a reader with the executions attached, for the queries that
+join them with the orders.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +32,10 @@ import numpy as np
 import numpy.typing as npt
 
 from tickwise.model.orders import ExecutionBatch, OrderBatch
+from tickwise.store.base import StoreError
 from tickwise.store.rows import EXECUTION_COLUMNS, ORDER_COLUMNS, execution_rows, journal_rows
 from tickwise.store.sql import SqlStore
-from tickwise.store.sqlite_schema import MIGRATIONS
+from tickwise.store.sqlite_schema import EXECUTIONS_SCHEMA, MIGRATIONS
 from tickwise.store.tx import Params, Tx, in_lists
 
 
@@ -36,6 +46,19 @@ def _insert(table: str, columns: Sequence[str], verb: str = "INSERT") -> str:
 _INSERT_ORDER = _insert("orders", ORDER_COLUMNS)
 _INSERT_ORDER_IF_NEW = _insert("orders", ORDER_COLUMNS, "INSERT OR IGNORE")
 _INSERT_EXECUTION = _insert("executions", EXECUTION_COLUMNS, "INSERT OR IGNORE")
+
+
+_READER, _MAIN_WRITER, _EXECUTIONS_WRITER = "reader", "main", "executions"
+_SPLIT_VERSION = 7  # the migration that moved the executions to their own file
+
+
+def executions_path(path: str) -> str:
+    """The executions' file beside a store's main file: `var/x.sqlite` gives
+    `var/x.executions.sqlite` (":memory:" stays in memory)."""
+    if path == ":memory:":
+        return path
+    main = Path(path)
+    return str(main.with_name(f"{main.stem}.executions{main.suffix}"))
 
 
 class SQLiteTx(Tx):
@@ -83,9 +106,10 @@ class SQLiteStore(SqlStore[SQLiteTx]):
         migrate: bool = True,
     ) -> None:
         self.path = str(path)
+        self.executions_path = executions_path(self.path)
         self.busy_timeout_ms = busy_timeout_ms
         self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
+        self._conns: dict[str, sqlite3.Connection] = {}
         self._pid = -1
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -101,51 +125,92 @@ class SQLiteStore(SqlStore[SQLiteTx]):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["path"], busy_timeout_ms=state["busy_timeout_ms"])  # type: ignore[misc]
 
-    # --- connection ----------------------------------------------------------------------------
+    # --- connections ---------------------------------------------------------------------------
 
     @contextmanager
     def _session(self) -> Iterator[SQLiteTx]:
+        """The reader (both files): queries, and the migrations, which span the two."""
         with self._lock:
-            yield SQLiteTx(self._connection())
+            yield SQLiteTx(self._connection(_READER))
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None or self._pid != os.getpid():
-            self._conn = self._connect()
+    def _write(self) -> AbstractContextManager[SQLiteTx]:
+        """A write transaction on the main file alone: it waits for nobody's executions."""
+        return self._writing(_MAIN_WRITER)
+
+    @contextmanager
+    def _writing(self, kind: str) -> Iterator[SQLiteTx]:
+        with self._lock:
+            tx = SQLiteTx(self._connection(kind))
+            tx.begin(write=True)
+            try:
+                yield tx
+            except BaseException:
+                tx.rollback()
+                raise
+            tx.commit()
+
+    def _connection(self, kind: str) -> sqlite3.Connection:
+        if self._pid != os.getpid():
+            self._conns = {}  # a fork's copies belong to the parent
             self._pid = os.getpid()
-        return self._conn
+        if self.path == ":memory:":
+            kind = _READER  # one in-memory database is one connection's alone
+        conn = self._conns.get(kind)
+        if conn is None:
+            conn = self._conns[kind] = self._connect(kind)
+        return conn
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, kind: str) -> sqlite3.Connection:
+        path = self.executions_path if kind == _EXECUTIONS_WRITER else self.path
         conn = sqlite3.connect(
-            self.path,
+            path,
             timeout=self.busy_timeout_ms / 1000.0,
             isolation_level=None,  # explicit BEGIN/COMMIT only
             check_same_thread=False,  # guarded by self._lock (Ray may call from a worker thread)
         )
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-        if self.path != ":memory:":
-            self._set_wal(conn)
-        conn.execute("PRAGMA synchronous = NORMAL")
+        schemas = ["main"]
+        if kind == _READER:
+            conn.execute(f"ATTACH DATABASE ? AS {EXECUTIONS_SCHEMA}", (self.executions_path,))
+            schemas.append(EXECUTIONS_SCHEMA)
+        for schema in schemas:
+            if self.path != ":memory:":
+                self._set_wal(conn, schema)
+            conn.execute(f"PRAGMA {schema}.synchronous = NORMAL")
         conn.execute("PRAGMA temp_store = MEMORY")
         return conn
 
-    def _set_wal(self, conn: sqlite3.Connection) -> None:
+    def _set_wal(self, conn: sqlite3.Connection, schema: str) -> None:
         # Switching to WAL takes an exclusive lock once per file; another process opening the
         # same new file at the same moment may hold it, so retry until the busy timeout.
         deadline = time.monotonic() + self.busy_timeout_ms / 1000.0
         while True:
             try:
-                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA {schema}.journal_mode = WAL")
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
 
+    def migrate(self) -> int:
+        version = super().migrate()
+        found = self._read(
+            f"SELECT COUNT(*) FROM {EXECUTIONS_SCHEMA}.sqlite_master WHERE name = 'executions'"
+        )[0][0]
+        if version >= _SPLIT_VERSION and not found:
+            raise StoreError(
+                f"{self!r}: the executions file {self.executions_path} is missing or empty;"
+                " a store is both files (copy or restore them together)"
+            )
+        return version
+
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+            if self._pid == os.getpid():
+                for conn in self._conns.values():
+                    conn.close()
+            self._conns = {}
 
     # --- journal and executions ----------------------------------------------------------------
 
@@ -188,5 +253,5 @@ class SQLiteStore(SqlStore[SQLiteTx]):
     def record_executions(self, execs: ExecutionBatch) -> int:
         if len(execs) == 0:
             return 0
-        with self._write() as tx:
+        with self._writing(_EXECUTIONS_WRITER) as tx:
             return tx.many(_INSERT_EXECUTION, execution_rows(execs))

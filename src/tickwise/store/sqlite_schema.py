@@ -28,6 +28,7 @@ from tickwise.store.base import HALT, RESUME, TERMINAL_STATE_CODES
 from tickwise.store.migrations import numbered
 
 _TERMINAL = ", ".join(str(code) for code in TERMINAL_STATE_CODES)
+EXECUTIONS_SCHEMA = "exec"  # the name the executions' file is attached under
 
 MIGRATIONS = numbered(
     (
@@ -183,6 +184,36 @@ MIGRATIONS = numbered(
         -- executions off it.
         CREATE INDEX executions_by_client ON executions (client_id, seq);
         CREATE INDEX executions_by_instrument ON executions (instrument, seq);
+        """,
+        f"""
+        -- The executions move to a database file of their own, attached as `{EXECUTIONS_SCHEMA}`
+        -- (see the module doc). Safe to run again after a crash between the two files' commits
+        -- (WAL commits each attached file on its own).
+        CREATE TABLE IF NOT EXISTS {EXECUTIONS_SCHEMA}.executions (
+            seq             INTEGER PRIMARY KEY,
+            client_order_id TEXT    NOT NULL,
+            client_id       INTEGER NOT NULL,
+            instrument      INTEGER NOT NULL,
+            side            INTEGER NOT NULL,
+            state           INTEGER NOT NULL,
+            rank_key        INTEGER NOT NULL,
+            reason          INTEGER NOT NULL,
+            fill_qty        REAL    NOT NULL,
+            fill_price      REAL    NOT NULL,
+            fee             REAL    NOT NULL,
+            ts_sent         INTEGER NOT NULL,
+            ts_ack          INTEGER NOT NULL
+        );
+        INSERT OR IGNORE INTO {EXECUTIONS_SCHEMA}.executions SELECT * FROM main.executions;
+        DROP TABLE main.executions;
+        CREATE INDEX IF NOT EXISTS {EXECUTIONS_SCHEMA}.executions_by_order
+            ON executions (client_order_id, rank_key);
+        CREATE UNIQUE INDEX IF NOT EXISTS {EXECUTIONS_SCHEMA}.executions_one_terminal
+            ON executions (client_order_id) WHERE state IN ({_TERMINAL});
+        CREATE INDEX IF NOT EXISTS {EXECUTIONS_SCHEMA}.executions_by_client
+            ON executions (client_id, seq);
+        CREATE INDEX IF NOT EXISTS {EXECUTIONS_SCHEMA}.executions_by_instrument
+            ON executions (instrument, seq)
         """,
     )
 )

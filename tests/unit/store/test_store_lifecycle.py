@@ -8,12 +8,16 @@ import pickle
 import threading
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from store_helpers import Backend, make_orders
 
+from tickwise.model.orders import OrderState
 from tickwise.store import Store, StoreError
+from tickwise.store.base import rank_keys
 from tickwise.store.migrations import STEPS
 from tickwise.store.postgres_schema import LATEST_VERSION as POSTGRES_LATEST
+from tickwise.store.rows import EXECUTION_COLUMNS, ORDER_COLUMNS
 from tickwise.store.sqlite_schema import LATEST_VERSION
 
 _SCHEMA_VERSION = (
@@ -43,7 +47,21 @@ def test_a_schema_newer_than_the_code_refuses_to_open(backend: Backend) -> None:
         backend.open()
 
 
-@pytest.mark.parametrize("previous", [2, 4])
+def _old_fill(backend: Backend) -> None:
+    """One order of run "old" and its fill, written as an older release wrote them."""
+    state = int(OrderState.FILLED)
+    rank = int(rank_keys(np.array([state], np.int8))[0])
+    backend.execute(
+        f"INSERT INTO orders ({', '.join(ORDER_COLUMNS)})"
+        " VALUES ('Xold', 'old', 1, 7, 0, 3, 1, 2.0, 100.0, 1, 2, 3, 4, 5)"
+    )
+    backend.execute(
+        f"INSERT INTO executions ({', '.join(EXECUTION_COLUMNS)})"
+        f" VALUES ('Xold', 7, 3, 1, {state}, {rank}, 0, 2.0, 100.0, 0.1, 6, 7)"
+    )
+
+
+@pytest.mark.parametrize("previous", [2, 4, 6])
 def test_an_older_database_gains_the_new_tables_and_keeps_its_data(
     backend: Backend, previous: int
 ) -> None:
@@ -52,10 +70,16 @@ def test_an_older_database_gains_the_new_tables_and_keeps_its_data(
         backend.run_script(script)
         backend.execute(f"INSERT INTO schema_version VALUES ({number}, '{description}', 0)")
     backend.execute("INSERT INTO runs (run_id, started_ns, config_json) VALUES ('old', 1, '{}')")
+    _old_fill(backend)
 
     store = backend.open()
     assert store.schema_version() == LATEST_VERSION
     assert store.get_run("old") is not None
+    stats = store.order_stats("old")  # the fill joins its order wherever each is kept
+    assert (stats["journaled"], stats["fills"], stats["by_state"]) == (1, 1, {"filled": 1})
+    fills = store.recorded_fills("old")
+    assert (fills.client.tolist(), fills.fill_qty.tolist()) == ([7], [2.0])
+    assert len(store.unsettled_orders("old")) == 0
     assert store.set_halt("global", "migrated") == 1
     store.save_checkpoint("shard-0", b"state")
     assert store.credential_count() == 0 and store.retune_history() == []

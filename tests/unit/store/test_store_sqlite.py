@@ -6,8 +6,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from store_helpers import make_execs, make_orders
 
-from tickwise.store import SQLiteStore, open_store
+from tickwise.model.orders import OrderState
+from tickwise.store import SQLiteStore, StoreError, open_store
 from tickwise.store.sqlite_schema import LATEST_VERSION
 
 
@@ -52,3 +54,59 @@ def test_the_halt_generation_never_goes_back(sqlite_store: SQLiteStore) -> None:
     with sqlite3.connect(sqlite_store.path) as conn:
         conn.execute("DELETE FROM halt_events WHERE seq = ?", (second,))
     assert sqlite_store.set_halt("global", "c") > second
+
+
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def test_the_executions_are_kept_in_a_file_of_their_own(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "tickwise.sqlite")
+    assert store.executions_path == str(tmp_path / "tickwise.executions.sqlite")
+    orders = make_orders(1, [1, 2])
+    store.journal_orders(orders, "r1")
+    store.record_executions(make_execs(orders, OrderState.FILLED, 2.0, 100.0))
+    assert store.order_stats("r1")["by_state"] == {"filled": 2}  # joined across the two
+    store.close()
+    assert "orders" in _tables(tmp_path / "tickwise.sqlite")
+    assert "executions" not in _tables(tmp_path / "tickwise.sqlite")
+    assert _tables(tmp_path / "tickwise.executions.sqlite") == {"executions"}
+    with sqlite3.connect(store.executions_path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0] == 2
+
+
+def _holding_write_lock(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+def test_the_journal_and_the_executions_never_wait_for_each_other(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite", busy_timeout_ms=100)
+    first, second = make_orders(1, [1, 2]), make_orders(2, [1, 2])
+    store.journal_orders(first, "r1")
+    store.close()  # the lock holders below start no transaction before the store's are open
+
+    ledger = _holding_write_lock(store.executions_path)  # the ledger is writing
+    assert store.journal_orders(second, "r1").all()  # the journal goes on
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store.record_executions(make_execs(first, OrderState.ACKED))
+    ledger.execute("ROLLBACK")
+
+    allocator = _holding_write_lock(store.path)  # an allocator is journaling
+    assert store.record_executions(make_execs(first, OrderState.ACKED)) == 2
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store.journal_orders(make_orders(3, [1]), "r1")
+    allocator.execute("ROLLBACK")
+    assert store.order_stats("r1")["by_state"] == {"acked": 2, "journaled": 2}
+
+
+def test_a_store_without_its_executions_file_refuses_to_open(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    SQLiteStore(path).close()
+    for leftover in tmp_path.glob("s.executions.sqlite*"):
+        leftover.unlink()
+    with pytest.raises(StoreError, match=r"executions file .* is missing"):
+        SQLiteStore(path)
