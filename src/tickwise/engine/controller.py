@@ -388,6 +388,7 @@ class Engine:
         try:
             while True:
                 ready, _ = ray.wait([done_ref], timeout=1.0)
+                self._maintain_store()
                 snap = self.snapshot()
                 self.live.record(time.monotonic() - started, snap)
                 if self.panel is not None:
@@ -414,6 +415,15 @@ class Engine:
             signal.signal(signal.SIGINT, previous)
         self.world.finish_run(summary)
         return summary
+
+    def _maintain_store(self) -> None:
+        """The store's upkeep, here because the journal's writers leave it (Store.maintain);
+        a failure is logged and tried again in a second, never the end of the run."""
+        assert self.world is not None
+        try:
+            self.world.store.maintain()
+        except Exception as exc:  # the back ends' own errors differ
+            log.warning("store upkeep failed (tried again in 1 s): %s", exc)
 
     def snapshot(self) -> dict[str, Any]:
         """Every actor's cumulative stats (for the live panel and the drain check)."""

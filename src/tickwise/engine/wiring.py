@@ -468,7 +468,7 @@ def recorded_fills(
 
 
 def _make_journal(url: str, run_id: str) -> Journal:
-    return Journal(open_store(url), run_id)
+    return Journal(open_store(url).on_order_path(), run_id)
 
 
 def strategy_choice(name: str, overrides: str) -> tuple[str, npt.NDArray[np.float64]]:

@@ -248,6 +248,16 @@ class Store(ABC):
     def close(self) -> None:
         """Release the connection; safe to call twice."""
 
+    def on_order_path(self) -> Store:
+        """Mark this store object as the order path's (the journal's): its writes leave the
+        store's upkeep to `maintain`, called elsewhere. Returns the store itself."""
+        return self
+
+    @abstractmethod
+    def maintain(self) -> None:
+        """Upkeep done off the order path, about once a second (the engine's controller): in
+        SQLite, copying the write-ahead logs into the database files. Never waits for a lock."""
+
     def __enter__(self) -> Store:
         return self
 

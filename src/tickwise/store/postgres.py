@@ -258,6 +258,10 @@ class PostgresStore(SqlStore[PostgresTx]):
             conn.execute(pgsql.SQL("SET search_path TO {}").format(pgsql.Identifier(self.schema)))
         return conn
 
+    def maintain(self) -> None:
+        """Nothing: PostgreSQL's own checkpointer and autovacuum keep the files."""
+        return None
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:

@@ -108,6 +108,7 @@ class SQLiteStore(SqlStore[SQLiteTx]):
         self.path = str(path)
         self.executions_path = executions_path(self.path)
         self.busy_timeout_ms = busy_timeout_ms
+        self._checkpoint_on_commit = True  # False on the order path: see `on_order_path`
         self._lock = threading.RLock()
         self._conns: dict[str, sqlite3.Connection] = {}
         self._pid = -1
@@ -120,10 +121,37 @@ class SQLiteStore(SqlStore[SQLiteTx]):
         return f"SQLiteStore({self.path!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "busy_timeout_ms": self.busy_timeout_ms}
+        return {
+            "path": self.path,
+            "busy_timeout_ms": self.busy_timeout_ms,
+            "order_path": not self._checkpoint_on_commit,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["path"], busy_timeout_ms=state["busy_timeout_ms"])  # type: ignore[misc]
+        if state.get("order_path"):
+            self.on_order_path()
+
+    def on_order_path(self) -> SQLiteStore:
+        """A commit that fills SQLite's write-ahead log past 1,000 pages copies the log into the
+        database file and syncs it before it returns (an automatic checkpoint): ~10 ms more for
+        one journal chunk in ten. On the order path no commit does that; `maintain` does it,
+        off the path."""
+        with self._lock:
+            self._checkpoint_on_commit = False
+            for conn in self._conns.values():
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
+        return self
+
+    def maintain(self) -> None:
+        """A passive checkpoint of both files: it copies what it can of each write-ahead log
+        without waiting for, or blocking, any reader or writer."""
+        if self.path == ":memory:":
+            return
+        with self._lock:
+            conn = self._connection(_READER)
+            for schema in ("main", EXECUTIONS_SCHEMA):
+                conn.execute(f"PRAGMA {schema}.wal_checkpoint(PASSIVE)").fetchall()
 
     # --- connections ---------------------------------------------------------------------------
 
@@ -178,6 +206,8 @@ class SQLiteStore(SqlStore[SQLiteTx]):
                 self._set_wal(conn, schema)
             conn.execute(f"PRAGMA {schema}.synchronous = NORMAL")
         conn.execute("PRAGMA temp_store = MEMORY")
+        if not self._checkpoint_on_commit:
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
         return conn
 
     def _set_wal(self, conn: sqlite3.Connection, schema: str) -> None:

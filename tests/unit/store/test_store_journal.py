@@ -23,6 +23,7 @@ from tickwise.model.orders import (
 )
 from tickwise.store import Store, generate_clients
 from tickwise.store.base import STATE_RANK
+from tickwise.store.rows import column_lists
 
 # --- reference data ---------------------------------------------------------------------------
 
@@ -539,3 +540,23 @@ def test_a_signals_outcome_counts_its_orders_and_their_last_times(store: Store) 
     assert out.last_ack_ns == int(answered.ts_alloc.max()) + 20
     nothing = store.signal_outcome(99)
     assert (nothing.journaled, nothing.answered, nothing.last_ack_ns) == (0, 0, 0)
+
+
+@given(
+    st.lists(st.integers(-(2**62), 2**62), max_size=40),
+    st.lists(st.sampled_from([0.0, -0.0, 1.5, 1e300]), max_size=40),
+    st.integers(0, 40),
+)
+def test_column_lists_are_the_arrays_values(
+    ints: list[int], floats: list[float], same: int
+) -> None:
+    arrays = [
+        np.array(ints, np.int64),
+        np.array(floats, np.float64),
+        np.full(same, 7, np.int8),
+        np.full(same, 2**61, np.int64),
+    ]
+    lists = column_lists(arrays)
+    for array, values in zip(arrays, lists, strict=True):
+        assert values == array.tolist()
+        assert all(type(v) is type(w) for v, w in zip(values, array.tolist(), strict=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
 from pathlib import Path
 
@@ -110,3 +111,27 @@ def test_a_store_without_its_executions_file_refuses_to_open(tmp_path: Path) -> 
         leftover.unlink()
     with pytest.raises(StoreError, match=r"executions file .* is missing"):
         SQLiteStore(path)
+
+
+def _journal_pages(store: SQLiteStore) -> int:
+    """Journal 40,000 orders (over 1,000 pages, at which a commit checkpoints); the pages of
+    the main database file then."""
+    for signal in range(40):
+        store.journal_orders(make_orders(signal, list(range(1000))), "r1")
+    return Path(store.path).stat().st_size // 4096
+
+
+@pytest.mark.parametrize("order_path", [False, True])
+def test_the_order_path_leaves_checkpoints_to_maintain(tmp_path: Path, order_path: bool) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    if order_path:
+        store = pickle.loads(pickle.dumps(store.on_order_path()))  # as an actor receives it
+    pages = _journal_pages(store)
+    if not order_path:
+        assert pages > 500  # a commit copied the log into the file
+        return
+    assert pages < 100  # on the order path no commit did
+    store.maintain()
+    assert Path(store.path).stat().st_size // 4096 > 500  # upkeep did, off the path
+    assert store.order_stats("r1")["journaled"] == 40_000
+    store.close()
