@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -79,7 +81,7 @@ def test_the_executions_are_kept_in_a_file_of_their_own(tmp_path: Path) -> None:
 
 
 def _holding_write_lock(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("BEGIN IMMEDIATE")
     return conn
 
@@ -135,3 +137,24 @@ def test_the_order_path_leaves_checkpoints_to_maintain(tmp_path: Path, order_pat
     assert Path(store.path).stat().st_size // 4096 > 500  # upkeep did, off the path
     assert store.order_stats("r1")["journaled"] == 40_000
     store.close()
+
+
+def test_the_order_path_takes_the_lock_when_released_and_gives_up_at_the_timeout(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite", busy_timeout_ms=5_000).on_order_path()
+    store.journal_orders(make_orders(1, [1]), "r1")
+    holder = _holding_write_lock(store.path)
+    releaser = threading.Timer(0.2, lambda: holder.execute("COMMIT"))
+    releaser.start()
+    assert store.journal_orders(make_orders(2, [1]), "r1").all()  # waited, then wrote
+    releaser.join()
+
+    impatient = SQLiteStore(store.path, busy_timeout_ms=100).on_order_path()
+    holder = _holding_write_lock(store.path)
+    began = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        impatient.journal_orders(make_orders(3, [1]), "r1")
+    assert time.monotonic() - began >= 0.1  # it waited its timeout, no less
+    holder.execute("ROLLBACK")
+    assert store.order_stats("r1")["journaled"] == 2
