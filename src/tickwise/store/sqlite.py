@@ -140,8 +140,8 @@ class SQLiteStore(SqlStore[SQLiteTx]):
         (`_begin_promptly`)."""
         with self._lock:
             self._checkpoint_on_commit = False
-            for conn in self._conns.values():
-                self._order_path_pragmas(conn)
+            for kind, conn in self._conns.items():
+                self._order_path_pragmas(conn, kind)
         return self
 
     def maintain(self) -> None:
@@ -170,7 +170,7 @@ class SQLiteStore(SqlStore[SQLiteTx]):
     def _writing(self, kind: str) -> Iterator[SQLiteTx]:
         with self._lock:
             tx = SQLiteTx(self._connection(kind))
-            if self._checkpoint_on_commit:
+            if self._checkpoint_on_commit or kind != _MAIN_WRITER:
                 tx.begin(write=True)
             else:
                 self._begin_promptly(tx.conn)
@@ -230,14 +230,16 @@ class SQLiteStore(SqlStore[SQLiteTx]):
             conn.execute(f"PRAGMA {schema}.synchronous = NORMAL")
         conn.execute("PRAGMA temp_store = MEMORY")
         if not self._checkpoint_on_commit:
-            self._order_path_pragmas(conn)
+            self._order_path_pragmas(conn, kind)
         return conn
 
     @staticmethod
-    def _order_path_pragmas(conn: sqlite3.Connection) -> None:
-        # Checkpoints are left to `maintain`; the lock is waited for by `_begin_promptly`.
+    def _order_path_pragmas(conn: sqlite3.Connection, kind: str) -> None:
+        # Checkpoints are left to `maintain`. The journal's writer waits for the lock in
+        # `_begin_promptly`; the reader and the executions' writer keep SQLite's busy handler.
         conn.execute("PRAGMA wal_autocheckpoint = 0")
-        conn.execute("PRAGMA busy_timeout = 0")
+        if kind == _MAIN_WRITER:
+            conn.execute("PRAGMA busy_timeout = 0")
 
     def _set_wal(self, conn: sqlite3.Connection, schema: str) -> None:
         # Switching to WAL takes an exclusive lock once per file; another process opening the

@@ -150,6 +150,13 @@ def test_the_order_path_takes_the_lock_when_released_and_gives_up_at_the_timeout
     assert store.journal_orders(make_orders(2, [1]), "r1").all()  # waited, then wrote
     releaser.join()
 
+    # Only the journal's writer waits its own way; reads and executions keep SQLite's handler.
+    timeouts = {
+        kind: conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        for kind, conn in store._conns.items()
+    }
+    assert timeouts == {"reader": 5_000, "main": 0}
+
     impatient = SQLiteStore(store.path, busy_timeout_ms=100).on_order_path()
     holder = _holding_write_lock(store.path)
     began = time.monotonic()
