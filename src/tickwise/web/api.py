@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from tickwise.web.metrics import render_metrics
-from tickwise.web.openapi import MAX_REASON, SCOPE_PATTERN, openapi_document
+from tickwise.web.openapi import MAX_REASON, REASON_PATTERN, SCOPE_PATTERN, openapi_document
 from tickwise.web.queries import NotFoundError, Queries, QueryError
 
 log = logging.getLogger(__name__)
@@ -295,7 +295,11 @@ async def _halt(request: web.Request) -> web.Response:
         doc.get("reason"),
         doc.get("cancel_open", False),
     )
-    if not isinstance(scope, str) or not isinstance(reason, str) or not reason.strip():
+    if (
+        not isinstance(scope, str)
+        or not isinstance(reason, str)
+        or not re.search(REASON_PATTERN, reason)
+    ):
         raise QueryError("scope must be text and reason non-empty text")
     if not isinstance(cancel, bool):
         raise QueryError("cancel_open must be true or false")

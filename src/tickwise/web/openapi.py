@@ -19,6 +19,12 @@ _NUM_OR_NULL = {"type": ["number", "null"]}
 _PARAMS = {"type": "object", "additionalProperties": _NUM}
 SCOPE_PATTERN = "^(global|portfolio:[0-9]{1,9}|client:[0-9]{1,9})$"
 MAX_REASON = 500
+# A halt's reason must hold a character that is not blank. "Blank" is spelled out rather than
+# `\S`: JavaScript's and Python's regular expressions disagree on what whitespace is (Python
+# counts the separators U+001C-U+001F and U+0085, JavaScript U+FEFF), and the server must
+# accept whatever a client validating this document sends. The set is the union of both.
+_BLANK = "\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+REASON_PATTERN = f"[^{_BLANK}]"
 _SCOPE = {"type": "string", "pattern": SCOPE_PATTERN}
 
 
@@ -251,7 +257,7 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["reason"],
         "properties": {
             "scope": {**_SCOPE, "default": "global", "examples": ["global", "portfolio:3"]},
-            "reason": {**_STR, "pattern": "\\S", "maxLength": MAX_REASON},
+            "reason": {**_STR, "pattern": REASON_PATTERN, "maxLength": MAX_REASON},
             "cancel_open": {**_BOOL, "default": False},
         },
     },

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -105,9 +106,18 @@ def test_the_kill_switch_over_the_api_halts_and_resumes(tmp_path: Path) -> None:
             "/api/v1/halts", params={"scope": "portfolio:2", "reason": "ok"}, headers=BEARER
         )
         assert (await body(resumed))["resumed"] == 1 and world.store.active_halts() == []
-        for bad in ({"reason": ""}, {"scope": "moon", "reason": "x"}, [1], {"reason": 3}):
+        blank = ["", " \t\n", "\x1f", "\u3000\xa0", "\ufeff"]  # blank to Python or JavaScript
+        for bad in (
+            *({"reason": text} for text in blank),
+            {"scope": "moon", "reason": "x"},
+            [1],
+            {"reason": 3},
+        ):
             refused = await client.post("/api/v1/halts", json=bad, headers=BEARER)
             assert refused.status == 400, bad
+        document = await body(await client.get("/api/openapi.json", headers=BEARER))
+        pattern = document["components"]["schemas"]["HaltRequest"]["properties"]["reason"]
+        assert all(re.search(pattern["pattern"], text) is None for text in blank)
         garbage = await client.post("/api/v1/halts", data=b"\xff{", headers=BEARER)
         assert garbage.status == 400
 
