@@ -20,8 +20,8 @@ STEPS: tuple[tuple[int, str], ...] = (
     (3, "re-tuning audit trail"),
     (4, "venue credentials, encrypted at rest"),
     (5, "trading halts and checkpoints"),
-    (6, "indexes of executions by client and by instrument (dashboard, CLI)"),
-    (7, "SQLite: executions in a file of their own, so the ledger never holds the journal's lock"),
+    (6, "indexes for queries by client and by instrument (dashboard, CLI)"),
+    (7, "orders indexed by key and run only; SQLite: executions in a file of their own"),
 )
 
 

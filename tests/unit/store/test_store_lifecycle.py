@@ -47,6 +47,20 @@ def test_a_schema_newer_than_the_code_refuses_to_open(backend: Backend) -> None:
         backend.open()
 
 
+def _order_indexes(backend: Backend) -> set[str]:
+    """The names of the secondary indexes on the orders table."""
+    if backend.name == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'orders'"
+    else:
+        query = (
+            "SELECT indexname FROM pg_indexes"
+            " WHERE tablename = 'orders' AND schemaname = current_schema()"
+        )
+    return {
+        r[0] for r in backend.execute(query) if not str(r[0]).startswith(("sqlite_", "orders_pkey"))
+    }
+
+
 def _old_fill(backend: Backend) -> None:
     """One order of run "old" and its fill, written as an older release wrote them."""
     state = int(OrderState.FILLED)
@@ -80,6 +94,7 @@ def test_an_older_database_gains_the_new_tables_and_keeps_its_data(
     fills = store.recorded_fills("old")
     assert (fills.client.tolist(), fills.fill_qty.tolist()) == ([7], [2.0])
     assert len(store.unsettled_orders("old")) == 0
+    assert _order_indexes(backend) == {"orders_by_run"}  # step 6's two are dropped by step 7
     assert store.set_halt("global", "migrated") == 1
     store.save_checkpoint("shard-0", b"state")
     assert store.credential_count() == 0 and store.retune_history() == []
