@@ -117,12 +117,8 @@ class SqlStore(Store, Generic[T]):
         """One transaction, committed when the block ends, rolled back if it raises."""
         with self._session() as tx:
             tx.begin(write)
-            try:
+            with tx.ending():
                 yield tx
-            except BaseException:
-                tx.rollback()
-                raise
-            tx.commit()
 
     def _write(self) -> AbstractContextManager[T]:
         """A write transaction."""

@@ -174,12 +174,8 @@ class SQLiteStore(SqlStore[SQLiteTx]):
                 tx.begin(write=True)
             else:
                 self._begin_promptly(tx.conn)
-            try:
+            with tx.ending():
                 yield tx
-            except BaseException:
-                tx.rollback()
-                raise
-            tx.commit()
 
     def _begin_promptly(self, conn: sqlite3.Connection) -> None:
         """BEGIN IMMEDIATE on the order path: the write lock taken within a millisecond of its

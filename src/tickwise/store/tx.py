@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 Params = Sequence[Any]
@@ -55,6 +56,17 @@ class Tx(ABC):
     @abstractmethod
     def rollback(self) -> None:
         """Roll back the open transaction."""
+
+    @contextmanager
+    def ending(self) -> Iterator[None]:
+        """End the transaction `begin` opened with the block: committed when it ends, rolled
+        back if it raises."""
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
 
     def one(self, sql: str, params: Params = ()) -> tuple[Any, ...]:
         """The single row a statement returns (an aggregate, an INSERT ... RETURNING)."""
