@@ -146,9 +146,9 @@ class SignalOutcome:
     last_journal_ns: int
     last_sent_ns: int
     last_ack_ns: int
-    last_alloc_ns: int = 0
-    first_journal_ns: int = 0
-    first_sent_ns: int = 0
+    last_alloc_ns: int
+    first_journal_ns: int
+    first_sent_ns: int
 
 
 @dataclass(frozen=True, slots=True)
