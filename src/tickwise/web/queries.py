@@ -147,10 +147,13 @@ class Queries:
         chosen.sort(key=lambda i: (not i.symbol.upper().startswith(needle), i.symbol))
         current = self.store.current_params()
         page = chosen[offset : offset + _limit(limit)]
-        rows = [self._instrument_row(inst, current.get(inst.symbol)) for inst in page]
+        now_ns = int(self._clock() * 1e9)  # one "now" for the whole page
+        rows = [self._instrument_row(inst, current.get(inst.symbol), now_ns) for inst in page]
         return {"total": len(chosen), "instruments": rows}
 
-    def _instrument_row(self, inst: Instrument, params: CurrentParams | None) -> dict[str, Any]:
+    def _instrument_row(
+        self, inst: Instrument, params: CurrentParams | None, now_ns: int
+    ) -> dict[str, Any]:
         """An instrument and what is live for it according to the audit trail."""
         return {
             "symbol": inst.symbol,
@@ -159,9 +162,7 @@ class Queries:
             "asset_class": inst.asset_class.name.lower(),
             "strategy": params.strategy if params else self._strategy(inst.asset_class),
             "params": _finite_map(params.params) if params else {},
-            "params_age_s": _age(params.swapped_at_ns, int(self._clock() * 1e9))
-            if params
-            else None,
+            "params_age_s": _age(params.swapped_at_ns, now_ns) if params else None,
             "last_score": _finite(params.last_score) if params else None,
         }
 
@@ -172,7 +173,7 @@ class Queries:
         fills = self.store.recent_fills(instrument=inst.index, limit=MAX_LIMIT)
         retunes = self.store.retune_history(inst.symbol, limit=50)
         return {
-            **self._instrument_row(inst, current),
+            **self._instrument_row(inst, current, int(self._clock() * 1e9)),
             "prices": self._prices(inst.symbol),
             "signals": _signals(orders),
             "fills": [_fill_point(f) for f in reversed(fills)],
