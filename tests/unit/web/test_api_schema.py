@@ -3,6 +3,10 @@ no answer is a server error, and every answer matches the document."""
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,3 +50,16 @@ def test_no_generated_call_gets_a_server_error_or_an_undocumented_answer(
     case: schemathesis.Case, base_url: str
 ) -> None:
     case.call_and_validate(base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def test_a_parameter_longer_than_the_document_allows_gets_its_json_refusal(base_url: str) -> None:
+    # 3,000 "ö": 18,000 bytes of request line, past aiohttp's own 8,190-byte limit.
+    query = urllib.parse.urlencode({"instrument": "ö" * 3_000})
+    request = urllib.request.Request(
+        f"{base_url}/api/v1/tuning?{query}", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 400
+    assert refused.value.headers.get_content_type() == "application/json"
+    assert "error" in json.loads(refused.value.read())
