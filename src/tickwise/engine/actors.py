@@ -663,6 +663,7 @@ class VenueRouterActor:
         allocators: Sequence[ActorHandle],
         allocator_bounds: npt.NDArray[np.int64],
         poll_interval_ms: float = 1.0,
+        idle_poll_s: float = _HALT_CHECK_S,
         lane_unanswered: Callable[[], OrderBatch] | None = None,
         resend_within_s: float = 5.0,
         make_throttle: Callable[[], Any] = lambda: None,
@@ -686,6 +687,8 @@ class VenueRouterActor:
         self._allocators = list(allocators)
         self._bounds = allocator_bounds
         self._poll_s = poll_interval_ms / 1000.0
+        self._idle_poll_s = idle_poll_s
+        self._wake = asyncio.Event()  # set by every send: its answers may be due soonest
         self._poller: asyncio.Task[None] | None = None
         self._opening: asyncio.Future[None] | None = None
         self._counters = {
@@ -786,9 +789,18 @@ class VenueRouterActor:
             return
         self._counters["orders_sent"] += len(orders)
         self._timer.record("sent", orders.ts_sent - orders.ts_recv)
+        self._wake.set()
 
     async def _poll_loop(self) -> None:
+        """Poll the venue for answers, and look for halts every `_HALT_CHECK_S`.
+
+        A venue that knows when its next answer is due (`next_due_ns`: the in-process
+        simulator) is polled then, or when a send may have brought an earlier one, and at least
+        every `idle_poll_s`; any other (a network adapter, whose answers come when they come)
+        every `poll_interval_ms`. Polling an idle venue every millisecond cost each router 8 %
+        of a core."""
         while True:
+            self._wake.clear()  # before the poll: a send from here on wakes the wait below
             try:
                 self.poll_once()
             except Exception:
@@ -796,7 +808,18 @@ class VenueRouterActor:
             if time.monotonic() - self._halts_checked >= _HALT_CHECK_S:
                 self._halts_checked = time.monotonic()
                 await self._cancel_on_halt()
-            await asyncio.sleep(self._poll_s)
+            wait_s = self._until_next_answer()
+            if wait_s <= self._poll_s:
+                await asyncio.sleep(wait_s)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait_s)
+
+    def _until_next_answer(self) -> float:
+        due_ns = getattr(self._venue, "next_due_ns", None)
+        if due_ns is None:
+            return self._poll_s
+        return min(max(0.0, (int(due_ns) - time.time_ns()) / 1e9), self._idle_poll_s)
 
     async def _cancel_on_halt(self) -> None:
         """When the halts moved and one asks for it, cancel the working orders they cover
