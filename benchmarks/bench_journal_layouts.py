@@ -87,13 +87,16 @@ def _blob_writer(conn: sqlite3.Connection) -> Callable[[OrderBatch], None]:
     return write
 
 
-def _discard(_: object) -> None:
-    return None
+def _store_writer(store: SQLiteStore) -> Callable[[OrderBatch], None]:
+    store.on_order_path()
+
+    def write(chunk: OrderBatch) -> None:
+        store.journal_orders(chunk, RUN)
+
+    return write
 
 
 def writers(folder: Path) -> dict[str, Callable[[OrderBatch], None]]:
-    store = SQLiteStore(folder / "store.sqlite")
-    store.on_order_path()
     others = ", ".join(f"{c} NOT NULL" for c in ORDER_COLUMNS[1:])
     keyed = _raw(
         folder / "keyed.sqlite",
@@ -105,7 +108,7 @@ def writers(folder: Path) -> dict[str, Callable[[OrderBatch], None]]:
         "CREATE TABLE chunks (seq INTEGER PRIMARY KEY, run_id TEXT, n INTEGER, body BLOB)",
     )
     return {
-        "store journal": lambda chunk: _discard(store.journal_orders(chunk, RUN)),
+        "store journal": _store_writer(SQLiteStore(folder / "store.sqlite")),
         "rows, key only": _rows_writer(keyed),
         "rows, no key": _rows_writer(plain),
         "one blob per chunk": _blob_writer(blobs),
