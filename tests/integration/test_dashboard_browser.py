@@ -23,6 +23,7 @@ import pytest
 
 from tickwise.config import load
 from tickwise.engine.controller import Engine
+from tickwise.store.sqlite import SQLiteStore, executions_path
 from tickwise.web.dashboard import serve
 
 pytestmark = pytest.mark.integration
@@ -111,7 +112,9 @@ def shot(driver: Any, name: str) -> None:
 
 
 def _orders_signalled_after(path: Path, run_id: str, after_ns: int) -> int:
-    with sqlite3.connect(path) as conn:
+    with SQLiteStore(path) as store:
+        store.expand_journal()  # the orders the ledger has not yet written out
+    with sqlite3.connect(executions_path(str(path))) as conn:
         row = conn.execute(
             "SELECT COUNT(*) FROM orders WHERE run_id = ? AND ts_signal > ?", (run_id, after_ns)
         ).fetchone()

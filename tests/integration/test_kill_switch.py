@@ -17,12 +17,15 @@ from tickwise.config import Config, load
 from tickwise.engine.controller import Engine
 from tickwise.engine.halts import halt, resume
 from tickwise.store import open_store
+from tickwise.store.sqlite import SQLiteStore, executions_path
 
 pytestmark = pytest.mark.integration
 
 
 def _orders_signalled(path: Path, run_id: str, after_ns: int, before_ns: int) -> int:
-    with sqlite3.connect(path) as conn:
+    with SQLiteStore(path) as store:
+        store.expand_journal()  # the orders the ledger has not yet written out
+    with sqlite3.connect(executions_path(str(path))) as conn:
         row = conn.execute(
             "SELECT COUNT(*) FROM orders WHERE run_id = ? AND ts_signal > ? AND ts_signal < ?",
             (run_id, after_ns, before_ns),

@@ -920,7 +920,12 @@ class LedgerActor:
         self._buffer: list[ExecutionBatch] = []
         self._flush_interval_s = flush_interval_s
         self._last_flush = time.monotonic()
-        self._counters = {"executions_applied": 0, "executions_recorded": 0, "fills_restored": 0}
+        self._counters = {
+            "executions_applied": 0,
+            "executions_recorded": 0,
+            "fills_restored": 0,
+            "orders_written_out": 0,
+        }
         self._reconstructed = _reconstructed()
         # Positions, cash and PnL rebuilt from the fills the store recorded (those of persistent
         # venues from earlier runs; this run's too after a restart). Fills applied but not yet
@@ -938,8 +943,8 @@ class LedgerActor:
             self.flush()
 
     def flush(self) -> int:
-        """Record buffered executions in short transactions, so the store's single writer
-        lock is never held long against the journal (which is on the order path)."""
+        """Record buffered executions in short transactions, then write out the orders the
+        journal keeps in its own form (`Store.expand_journal`): both off the order path."""
         if self._buffer:
             batch = ExecutionBatch.concat(self._buffer)
             self._buffer.clear()
@@ -947,6 +952,7 @@ class LedgerActor:
                 part = batch.take(np.arange(start, min(start + self._chunk, len(batch))))
                 self._store.record_executions(part)
                 self._counters["executions_recorded"] += len(part)
+            self._counters["orders_written_out"] += self._store.expand_journal()
         self._last_flush = time.monotonic()
         return self._counters["executions_recorded"]
 

@@ -321,6 +321,12 @@ class Store(ABC):
         sent.
         """
 
+    def expand_journal(self) -> int:
+        """Where the journal keeps orders in a form of its own (SQLite's chunks), write them
+        out as the rows every query reads, off the order path; returns how many it wrote. The
+        queries do it themselves before they read, so calling it is only ever an early start."""
+        return 0
+
     @abstractmethod
     def record_executions(self, execs: ExecutionBatch) -> int:
         """Append venue outcomes (acks, fills, rejects) in one transaction; returns rows recorded.

@@ -22,6 +22,7 @@ STEPS: tuple[tuple[int, str], ...] = (
     (5, "trading halts and checkpoints"),
     (6, "indexes for queries by client and by instrument (dashboard, CLI)"),
     (7, "orders indexed by key and run only; SQLite: executions in a file of their own"),
+    (8, "SQLite: the journal as chunks, the orders expanded from them beside the executions"),
 )
 
 

@@ -106,6 +106,10 @@ class SqlStore(Store, Generic[T]):
         """Serialise migrations across processes, inside the migration's transaction, where the
         write transaction alone does not (SQLite's BEGIN IMMEDIATE does)."""
 
+    def _catch_up(self) -> None:
+        """Make every journaled order visible to the queries below, where the journal's writes
+        leave that for later (SQLite's chunks: `expand_journal`)."""
+
     def _lock_halt_log(self, tx: T) -> None:
         """Make halt events commit in `seq` order, where the write transaction alone does not:
         a poller that saw generation g must never miss an event below g committed later."""
@@ -187,6 +191,7 @@ class SqlStore(Store, Generic[T]):
     # --- queries -------------------------------------------------------------------------------
 
     def order_stats(self, run_id: str) -> dict[str, Any]:
+        self._catch_up()
         with self._reading() as tx:
             return self._order_stats(tx, run_id)
 
@@ -239,6 +244,7 @@ class SqlStore(Store, Generic[T]):
         }
 
     def positions_from_fills(self, run_id: str | None = None) -> PositionRows:
+        self._catch_up()
         where, params = "", []
         if run_id is not None:
             where = " AND client_order_id IN (SELECT client_order_id FROM orders WHERE run_id = ?)"
@@ -254,6 +260,7 @@ class SqlStore(Store, Generic[T]):
         )
 
     def orders_by_client(self, client_id: int) -> list[OrderRecord]:
+        self._catch_up()
         rows = self._read(
             f"SELECT {RECORD_COLUMNS}"
             " FROM orders o LEFT JOIN executions e ON e.client_order_id = o.client_order_id"
@@ -266,6 +273,7 @@ class SqlStore(Store, Generic[T]):
     def recent_orders(
         self, *, client: int | None = None, instrument: int | None = None, limit: int = 100
     ) -> list[OrderRecord]:
+        self._catch_up()
         # Found through the executions (indexed by client and by instrument; the orders are
         # not, to keep the journal fast), so an order shows once its venue has answered it.
         where, params = _client_or_instrument("x", client, instrument)
@@ -307,6 +315,7 @@ class SqlStore(Store, Generic[T]):
         ]
 
     def signal_outcome(self, signal_id: int) -> SignalOutcome:
+        self._catch_up()
         (row,) = self._read(
             "SELECT COUNT(*), COALESCE(MAX(ts_journal), 0), COALESCE(MAX(ts_alloc), 0),"
             " COALESCE(MIN(ts_journal), 0) FROM orders WHERE signal_id = ?",
@@ -333,6 +342,7 @@ class SqlStore(Store, Generic[T]):
     def orders_by_ids(
         self, client_order_ids: Sequence[str] | npt.NDArray[np.bytes_]
     ) -> list[OrderRecord]:
+        self._catch_up()
         if isinstance(client_order_ids, np.ndarray):
             asked = coid_strings(client_order_ids)
         else:
@@ -351,6 +361,7 @@ class SqlStore(Store, Generic[T]):
         return [found[i] for i in asked if i in found]
 
     def unacked_orders(self, run_id: str | None = None) -> OrderBatch:
+        self._catch_up()
         columns = ", ".join(f"o.{c}" for c in BATCH_COLUMNS)
         where = ""
         params: list[Any] = [_ACKED_RANK_KEY]
@@ -366,6 +377,7 @@ class SqlStore(Store, Generic[T]):
         return order_batch(rows)
 
     def unsettled_orders(self, run_id: str | None = None) -> OrderBatch:
+        self._catch_up()
         columns = ", ".join(f"o.{c}" for c in BATCH_COLUMNS)
         where, params = "", []
         if run_id is not None:
@@ -382,6 +394,7 @@ class SqlStore(Store, Generic[T]):
         )
 
     def recorded_fills(self, run_id: str | None = None) -> ExecutionBatch:
+        self._catch_up()
         where, params = "", []
         if run_id is not None:
             where = " AND o.run_id = ?"

@@ -2,8 +2,10 @@
 `schema_version`. A migration is never edited once released; changes come as a new one.
 
 Design notes:
-- `orders` is the write-ahead journal, keyed by client order id (WITHOUT ROWID: the key is the
-  row), so a duplicate id cannot be inserted by any writer. It carries no index by client: that
+- The write-ahead journal is `order_chunks`, a batch of orders per row (see
+  `tickwise.store.chunks`), with `journal_keys` for its duplicate check; `orders` (keyed by
+  client order id, WITHOUT ROWID: the key is the row) holds them as rows, written from the
+  chunks off the order path (step 8; before it, `orders` was the journal). It carries no index by client: that
   index cost a third of the journal's insert time on the hot path, and per-client lookups are
   rare, off-path queries that can afford a scan.
 - `executions` is append-only. An order's current state is the state of its execution with the
@@ -25,6 +27,7 @@ Design notes:
 from __future__ import annotations
 
 from tickwise.store.base import HALT, RESUME, TERMINAL_STATE_CODES
+from tickwise.store.chunks import SIGNAL_KEY_LEN
 from tickwise.store.migrations import numbered
 
 _TERMINAL = ", ".join(str(code) for code in TERMINAL_STATE_CODES)
@@ -219,6 +222,58 @@ MIGRATIONS = numbered(
             ON executions (client_id, seq);
         CREATE INDEX IF NOT EXISTS {EXECUTIONS_SCHEMA}.executions_by_instrument
             ON executions (instrument, seq)
+        """,
+        f"""
+        -- The order path journals a batch as one row of `order_chunks` (see
+        -- tickwise.store.chunks). `journal_keys` finds the chunks that may hold an id: one row
+        -- per signal per chunk, the first and last of the chunk's ids of that signal. Chunk 0
+        -- stands for the orders journaled as rows before this step.
+        CREATE TABLE order_chunks (
+            chunk_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id     TEXT    NOT NULL,
+            n          INTEGER NOT NULL,
+            ts_journal INTEGER NOT NULL,
+            payload    BLOB    NOT NULL
+        );
+        CREATE TABLE journal_keys (
+            signal_key TEXT    NOT NULL,
+            first_id   TEXT    NOT NULL,
+            last_id    TEXT    NOT NULL,
+            chunk_id   INTEGER NOT NULL,
+            PRIMARY KEY (signal_key, chunk_id)
+        ) WITHOUT ROWID;
+        -- The `orders` rows are written from the chunks off the order path, beside the
+        -- executions they are read with, so writing them never takes the journal's lock.
+        -- `journal_expanded` is the last chunk written out. Safe to run again after a crash
+        -- between the two files' commits, as step 7.
+        CREATE TABLE IF NOT EXISTS {EXECUTIONS_SCHEMA}.orders (
+            client_order_id TEXT    PRIMARY KEY,
+            run_id          TEXT    NOT NULL,
+            signal_id       INTEGER NOT NULL,
+            client_id       INTEGER NOT NULL,
+            venue           INTEGER NOT NULL,
+            instrument      INTEGER NOT NULL,
+            side            INTEGER NOT NULL,
+            qty             REAL    NOT NULL,
+            price           REAL    NOT NULL,
+            ts_event        INTEGER NOT NULL,
+            ts_recv         INTEGER NOT NULL,
+            ts_signal       INTEGER NOT NULL,
+            ts_alloc        INTEGER NOT NULL,
+            ts_journal      INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        INSERT OR IGNORE INTO {EXECUTIONS_SCHEMA}.orders SELECT * FROM main.orders;
+        DROP TABLE main.orders;
+        CREATE INDEX IF NOT EXISTS {EXECUTIONS_SCHEMA}.orders_by_run ON orders (run_id);
+        INSERT INTO journal_keys
+            SELECT substr(client_order_id, 1, {SIGNAL_KEY_LEN}), MIN(client_order_id),
+                   MAX(client_order_id), 0
+            FROM {EXECUTIONS_SCHEMA}.orders GROUP BY substr(client_order_id, 1, {SIGNAL_KEY_LEN});
+        CREATE TABLE IF NOT EXISTS {EXECUTIONS_SCHEMA}.journal_expanded (
+            through INTEGER NOT NULL
+        );
+        INSERT INTO {EXECUTIONS_SCHEMA}.journal_expanded
+            SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM {EXECUTIONS_SCHEMA}.journal_expanded)
         """,
     )
 )

@@ -15,6 +15,8 @@ from tickwise.model.instruments import AssetClass, Instrument, InstrumentRegistr
 from tickwise.model.orders import ExecutionBatch, OrderBatch, OrderState, RejectReason
 from tickwise.store.base import Store
 from tickwise.store.migrations import Migration, statements
+from tickwise.store.sqlite import executions_path
+from tickwise.store.sqlite_schema import EXECUTIONS_SCHEMA
 
 T0 = 1_700_000_000_000_000_000
 
@@ -51,9 +53,12 @@ class Backend:
 
 
 def sqlite_executor(path: str) -> Callable[[str], list[tuple[Any, ...]]]:
+    """Raw SQL on a SQLite store with its executions' file attached, as the store reads it."""
+
     def execute(statement: str) -> list[tuple[Any, ...]]:
         conn = sqlite3.connect(path, isolation_level=None)
         try:
+            conn.execute(f"ATTACH DATABASE ? AS {EXECUTIONS_SCHEMA}", (executions_path(path),))
             return conn.execute(statement).fetchall()
         finally:
             conn.close()

@@ -50,7 +50,10 @@ def test_a_schema_newer_than_the_code_refuses_to_open(backend: Backend) -> None:
 def _order_indexes(backend: Backend) -> set[str]:
     """The names of the secondary indexes on the orders table."""
     if backend.name == "sqlite":
-        query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'orders'"
+        query = (
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'orders' UNION"
+            " SELECT name FROM exec.sqlite_master WHERE type = 'index' AND tbl_name = 'orders'"
+        )
     else:
         query = (
             "SELECT indexname FROM pg_indexes"

@@ -72,9 +72,15 @@ def test_the_executions_are_kept_in_a_file_of_their_own(tmp_path: Path) -> None:
     store.record_executions(make_execs(orders, OrderState.FILLED, 2.0, 100.0))
     assert store.order_stats("r1")["by_state"] == {"filled": 2}  # joined across the two
     store.close()
-    assert "orders" in _tables(tmp_path / "tickwise.sqlite")
-    assert "executions" not in _tables(tmp_path / "tickwise.sqlite")
-    assert _tables(tmp_path / "tickwise.executions.sqlite") == {"executions"}
+    # The journal's chunks in the main file; the orders written out from them beside the
+    # executions they are read with.
+    assert {"order_chunks", "journal_keys"} <= _tables(tmp_path / "tickwise.sqlite")
+    assert not {"orders", "executions"} & _tables(tmp_path / "tickwise.sqlite")
+    assert _tables(tmp_path / "tickwise.executions.sqlite") == {
+        "executions",
+        "orders",
+        "journal_expanded",
+    }
     with sqlite3.connect(store.executions_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0] == 2
@@ -116,9 +122,9 @@ def test_a_store_without_its_executions_file_refuses_to_open(tmp_path: Path) -> 
 
 
 def _journal_pages(store: SQLiteStore) -> int:
-    """Journal 40,000 orders (over 1,000 pages, at which a commit checkpoints); the pages of
+    """Journal 80,000 orders (over 1,000 pages, at which a commit checkpoints); the pages of
     the main database file then."""
-    for signal in range(40):
+    for signal in range(80):
         store.journal_orders(make_orders(signal, list(range(1000))), "r1")
     return Path(store.path).stat().st_size // 4096
 
@@ -135,7 +141,7 @@ def test_the_order_path_leaves_checkpoints_to_maintain(tmp_path: Path, order_pat
     assert pages < 100  # on the order path no commit did
     store.maintain()
     assert Path(store.path).stat().st_size // 4096 > 500  # upkeep did, off the path
-    assert store.order_stats("r1")["journaled"] == 40_000
+    assert store.order_stats("r1")["journaled"] == 80_000
     store.close()
 
 
