@@ -5,9 +5,9 @@ Design notes:
 - The write-ahead journal is `order_chunks`, a batch of orders per row (see
   `tickwise.store.chunks`), with `journal_keys` for its duplicate check; `orders` (keyed by
   client order id, WITHOUT ROWID: the key is the row) holds them as rows, written from the
-  chunks off the order path (step 8; before it, `orders` was the journal). It carries no index by client: that
-  index cost a third of the journal's insert time on the hot path, and per-client lookups are
-  rare, off-path queries that can afford a scan.
+  chunks off the order path (step 8; before it, `orders` was the journal). It carries no
+  index by client: that index cost a third of the journal's insert time on the hot path, and
+  per-client lookups are rare, off-path queries that can afford a scan.
 - `executions` is append-only. An order's current state is the state of its execution with the
   highest `rank_key` (see `tickwise.store.base.rank_keys`); no UPDATE per order on the hot path.
   A partial unique index allows at most one terminal event per order, so a replayed fill stream
