@@ -1,5 +1,6 @@
-"""What the journal's layout costs a fan-out: the store's journal (one row per order, keyed by
-client order id, indexed by run) against the floors of leaner layouts in the same SQLite setup.
+"""What the journal's layout costs a fan-out: the store's journal (since migration 8, a chunk
+of orders per row with a key per signal, see `tickwise.store.chunks`) against rows and the
+floor of a bare blob, in the same SQLite setup.
 
     python benchmarks/bench_journal_layouts.py --fanout 30000 --repeat 7
 
@@ -7,17 +8,17 @@ The variants, each in a store file of its own (write-ahead log, `synchronous = N
 checkpoint on commit, as on the order path), each fan-out written in the engine's chunks of
 4,096, one transaction per chunk:
 
-- "store journal": `SQLiteStore.journal_orders`, the journal as it is (duplicate check, rows
-  built from the batch's arrays, key and run index);
-- "rows, key only": the same rows into the orders table without its run index;
+- "store journal": `SQLiteStore.journal_orders`, the journal as it is (the duplicate check
+  through the chunks' keys, one chunk row and its keys);
+- "rows, key only": the orders as rows, keyed by client order id (the journal before
+  migration 8, less its run index);
 - "rows, no key": the same rows into a table with no key and no index (the cost of binding
   one row per order, whatever the indexes);
-- "one blob per chunk": the chunk's arrays as bytes in one row (what a journal that does not
-  store a row per order would write on the order path).
+- "one blob per chunk": the chunk's arrays as bytes in one row, nothing else (the floor of
+  the store's journal: what its duplicate check and keys add is the difference).
 
 Runs alternate between the variants; the median per fan-out is reported with its ratio to the
-store's journal. The last two are floors, not journals: neither checks for duplicates nor can
-be queried by order.
+store's journal. The last two are floors, not journals: neither checks for duplicates.
 """
 
 from __future__ import annotations

@@ -165,7 +165,7 @@ class EngineConfig:
     allocators: int = 2
     routers_per_venue: int = 1
     max_inflight_batches: int = 64
-    journal_chunk: int = 4096
+    journal_chunk: int = 65536
     drain_timeout_s: float = 30.0
     # An order journaled but never sent (its router crashed, the process was killed) is resent
     # when found if its market event is this recent; older, it is marked EXPIRED instead.

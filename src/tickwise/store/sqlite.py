@@ -16,11 +16,13 @@ The journal itself is a chunk per batch, one row holding the batch's columns as 
 key per signal for the duplicate check (`tickwise.store.chunks`): a 30,000-order fan-out is
 journaled in a tenth of the time a row per order takes. The `orders` rows are written from the
 chunks later (`expand_journal`: the ledger after each flush, and every query that reads orders
-first), in the executions' file, so that never takes the journal's lock either. Each store object keeps up to three connections, opened lazily in
-the process that uses them and reopened after a fork (never shared across processes): a writer
-on each file (a `BEGIN IMMEDIATE` on a connection takes the lock of every file it has attached,
-so a writer attaches nothing) and a reader with the executions attached, for the queries that
-join them with the orders.
+first), in the executions' file, so that never takes the journal's lock either.
+
+Each store object keeps up to three connections, opened lazily in the process that uses them
+and reopened after a fork (never shared across processes): a writer on each file (a `BEGIN
+IMMEDIATE` on a connection takes the lock of every file it has attached, so a writer attaches
+nothing) and a reader with the executions attached, for the queries that join them with the
+orders.
 """
 
 from __future__ import annotations
