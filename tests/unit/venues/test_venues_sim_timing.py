@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,3 +129,36 @@ def test_large_batches_are_processed_whole(
     assert len(out) == n and np.array_equal(rejected, out.client % 3 == 0)
     assert np.all(np.diff(out.ts_sent) >= 0)
     assert len(asyncio.run(sim.positions())) == n - int(rejected.sum())
+
+
+_FIRST_ANSWER = """
+import sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from venue_orders import AAPL, T0, MS, orders, small_registry
+from tickwise.model.instruments import Venue
+from tickwise.venues.sim import SimVenue, SimVenueConfig
+from tickwise.venues.sim.fills import fill_in_arrival_order
+
+sim = SimVenue(Venue.ALPACA, small_registry(), [1], [1e6], SimVenueConfig(jitter_ms=0.0))
+ready = len(fill_in_arrival_order.signatures)
+batch = orders([1], [AAPL], [1], [1.0], [100.0])
+for name in batch.__dataclass_fields__:
+    getattr(batch, name).flags.writeable = False  # as an order batch arrives through Ray
+sim.accept(batch)
+assert len(sim.poll(T0 + 100 * MS)) == 1
+print(ready, len(fill_in_arrival_order.signatures))
+"""
+
+
+def test_a_new_venue_has_its_fill_kernel_ready_before_the_first_answer() -> None:
+    # A fresh interpreter: in this one an earlier test has loaded the kernel already.
+    tests = str(Path(__file__).parent)
+    out = subprocess.run(
+        [sys.executable, "-c", _FIRST_ANSWER.format(tests=tests)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    assert out == ["1", "1"]  # loaded at construction, and the first answer needed no other
