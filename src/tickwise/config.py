@@ -162,7 +162,9 @@ class RiskConfig:
 class EngineConfig:
     address: str = ""
     strategy_shards: int = 2
-    allocators: int = 2
+    # One allocator per 2 cores: with SQLite's journal of chunks a second one only waits for
+    # the first's write lock and doubles the messages (benchmarks/README.md, "Scaling").
+    allocators: int = 1
     routers_per_venue: int = 1
     max_inflight_batches: int = 64
     journal_chunk: int = 65536
