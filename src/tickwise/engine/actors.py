@@ -606,8 +606,9 @@ class AllocatorActor:
         """Size, journal and route; the journal commits chunk by chunk (`journal_chunk`
         orders) and each chunk is routed as soon as it is durable. With SQLite's journal of
         chunks a whole fan-out in one transaction and one message per router reaches the last
-        account soonest: 37,158 orders sent within 117-246 ms of the signal, against 218-483
-        ms in chunks of 4,096 and 429-799 ms in chunks of 1,024 (benchmarks/README.md)."""
+        account soonest: 37,158 orders (two allocators) sent within 130-246 ms of the signal,
+        against 344-483 ms in chunks of 4,096 and 429-799 ms in chunks of 1,024
+        (benchmarks/README.md)."""
         halts = self._halts.poll()
         if halts is not None:
             self._allocator.set_halts(halts.global_halt, halts.portfolios, halts.clients)
