@@ -39,15 +39,12 @@ from bench_journal_indexes import CHUNK, T0, fan_out
 
 from tickwise.model.orders import OrderBatch
 from tickwise.store import SQLiteStore
+from tickwise.store.chunks import encode_chunk
 from tickwise.store.rows import ORDER_COLUMNS, journal_rows
 
 RUN = "bench-run-0123456789abcdef"
 _COLUMNS = ",".join(ORDER_COLUMNS)
 _MARKS = ",".join("?" * len(ORDER_COLUMNS))
-_BLOB_FIELDS = (
-    "client_order_id", "signal_id", "client", "venue", "instrument", "side", "qty", "price",
-    "ts_event", "ts_recv", "ts_signal", "ts_alloc", "ts_journal",
-)  # fmt: skip
 
 
 def _raw(path: Path, table: str) -> sqlite3.Connection:
@@ -78,7 +75,7 @@ def _rows_writer(conn: sqlite3.Connection) -> Callable[[OrderBatch], None]:
 
 def _blob_writer(conn: sqlite3.Connection) -> Callable[[OrderBatch], None]:
     def write(chunk: OrderBatch) -> None:
-        body = b"".join(np.ascontiguousarray(getattr(chunk, f)).tobytes() for f in _BLOB_FIELDS)
+        body = encode_chunk(chunk)  # the store's own encoding, without its keys
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
             "INSERT INTO chunks (run_id, n, body) VALUES (?, ?, ?)", (RUN, len(chunk), body)

@@ -313,7 +313,7 @@ class SQLiteStore(SqlStore[SQLiteTx]):
             if known.size:
                 inserted &= ~np.isin(orders.client_order_id, known)
                 fresh = orders.take(np.flatnonzero(inserted))
-                keys = chunk_keys(np.sort(fresh.client_order_id))
+                keys = chunk_keys(ids[~np.isin(ids, known)])  # still sorted and unique
             else:
                 fresh = orders if first.size == n else orders.take(np.sort(first))
             if len(fresh):

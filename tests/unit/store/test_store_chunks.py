@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from store_helpers import make_execs, make_orders
+from store_helpers import make_execs, make_orders, sqlite_executor
 
 from tickwise.model.ids import COID_LEN
 from tickwise.model.orders import COID_DTYPE, OrderBatch, OrderState
@@ -87,9 +87,9 @@ def test_keys_give_each_signal_its_first_and_last_id() -> None:
 
 
 def _stored_orders(store: SQLiteStore) -> list[str]:
-    """Every row of `orders`, as the store's reader sees them (both files)."""
-    with store._session() as tx:
-        return [r[0] for r in tx.rows("SELECT client_order_id FROM orders ORDER BY 1")]
+    """Every row of `orders`, read outside the store (both files)."""
+    execute = sqlite_executor(store.path)
+    return [r[0] for r in execute("SELECT client_order_id FROM orders ORDER BY 1")]
 
 
 _examples = itertools.count()
